@@ -1,0 +1,44 @@
+"""Model checkpoints: written atomically, read with `weights_only=True` (no pickled code runs)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+from segsort.io import DataError, atomic_path
+from segsort.models import SegSortNet, build_model
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint is missing")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        raise DataError(f"{path}: cannot load checkpoint ({err})") from err
+
+
+def save_model(path: str | Path, model: SegSortNet, name: str) -> None:
+    save_checkpoint(path, {"name": name, "model_config": model.config, "model": model.state_dict()})
+
+
+def load_model(path: str | Path) -> SegSortNet:
+    state = load_checkpoint(path)
+    model = build_model(state["model_config"])
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,121 @@
+"""File I/O shared by every stage: atomic writes and image/mask reading with clear errors."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+IGNORE_LABEL = 255
+
+
+class DataError(ValueError):
+    """Bad input data. The message always names the offending file."""
+
+
+def voc_palette() -> list[int]:
+    """The PASCAL VOC colour map (bit-interleaved), 256 RGB triples flattened; 255 is void (224, 224, 192)."""
+    palette = []
+    for label in range(256):
+        r = g = b = 0
+        c = label
+        for bit in range(8):
+            r |= ((c >> 0) & 1) << (7 - bit)
+            g |= ((c >> 1) & 1) << (7 - bit)
+            b |= ((c >> 2) & 1) << (7 - bit)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+
+    Works for files and directories, so a crashed stage never leaves a half-written output.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    try:
+        yield tmp
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def write_json(path: str | Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_label_png(path: str | Path, labels: np.ndarray) -> None:
+    """Write a uint8 label map as a VOC-style palette PNG (not atomic: callers write into a temp dir)."""
+    if labels.dtype != np.uint8:
+        raise ValueError(f"{path}: label map must be uint8, got {labels.dtype}")
+    img = Image.fromarray(labels, mode="P")
+    img.putpalette(voc_palette())
+    img.save(path)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an RGB image as uint8 (H, W, 3). Raises DataError naming the file if missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file is missing")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"{path}: cannot decode image ({err})") from err
+
+
+def read_label_map(path: str | Path, shape: tuple[int, int] | None = None,
+                   num_classes: int | None = None) -> np.ndarray:
+    """Read a palette/grey PNG of class ids as uint8 (H, W).
+
+    Checks the size against `shape` (the image's H, W) and the ids against `num_classes`
+    (255 = ignore is always allowed), raising DataError naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: label file is missing")
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("P", "L", "I", "I;16"):
+                raise DataError(f"{path}: label map must be a palette or grey PNG, got mode {img.mode}")
+            labels = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"{path}: cannot decode label map ({err})") from err
+    if shape is not None and labels.shape != tuple(shape):
+        raise DataError(f"{path}: label map is {labels.shape[1]}x{labels.shape[0]} (WxH) "
+                        f"but the image is {shape[1]}x{shape[0]}")
+    if num_classes is not None:
+        bad = (labels >= num_classes) & (labels != IGNORE_LABEL)
+        if bad.any():
+            raise DataError(f"{path}: label ids {sorted(np.unique(labels[bad]).tolist())[:10]} are out of "
+                            f"range (expected 0..{num_classes - 1} or {IGNORE_LABEL})")
+    if labels.dtype != np.uint8:
+        if labels.max(initial=0) > 255:
+            raise DataError(f"{path}: label ids above 255 do not fit the uint8 label format")
+        labels = labels.astype(np.uint8)
+    return labels
+
+
+def read_id_list(path: str | Path) -> list[str]:
+    """Read an ImageSets-style list of image ids; an empty or missing list is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image list is missing")
+    ids = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise DataError(f"{path}: image list is empty")
+    return ids

@@ -1,0 +1,29 @@
+"""Stage: the kNN prototype bank of a model over the labelled training split, in HDF5 with provenance."""
+from pathlib import Path
+
+from segsort.bank import bank_identity, params_json
+from segsort.checkpoint import load_model
+from segsort.data import class_names
+from segsort.data.voc import VOCLayout
+from segsort.evaluate import build_bank
+from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_main
+
+
+@stage_main
+def main():
+    p = parser(__doc__)
+    add_segmentation_arguments(p)
+    p.add_argument("--out", required=True, type=Path, help="HDF5 bank to write")
+    args = p.parse_args()
+    params = load_params(args.params)
+    setup_torch(params)
+    split = params["evaluation"]["bank_split"]
+    dataset = VOCLayout(args.dataset_root, split, len(class_names(params["dataset"])), segments_dir=args.segments)
+    attrs = {**bank_identity(args.model, args.features, args.segments, params["dataset"]), "split": split,
+             "params": params_json({"segsort": params["segsort"], "bank_split": split})}
+    count = build_bank(load_model(args.model), dataset, args.features, params["segsort"], args.out, attrs)
+    print(f"{args.out}: {count} prototypes from {len(dataset)} images")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Stage: kNN segmentation of the evaluation split against a prototype bank; mIoU and per-class IoU."""
+from pathlib import Path
+
+from segsort.bank import bank_identity, read_bank
+from segsort.checkpoint import load_model
+from segsort.data import class_names
+from segsort.data.voc import VOCLayout
+from segsort.evaluate import evaluate
+from segsort.io import write_json
+from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_main
+
+
+@stage_main
+def main():
+    p = parser(__doc__)
+    add_segmentation_arguments(p)
+    p.add_argument("--bank", required=True, type=Path, help="HDF5 prototype bank of the same model")
+    p.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
+    args = p.parse_args()
+    params = load_params(args.params)
+    setup_torch(params)
+    names = class_names(params["dataset"])
+    bank = read_bank(args.bank, expect=bank_identity(args.model, args.features, args.segments, params["dataset"]))
+    dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names),
+                        segments_dir=args.segments)
+    scores = evaluate(load_model(args.model), dataset, bank, args.features, params["segsort"],
+                      params["evaluation"]["knn_k"])
+    scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
+    write_json(args.out, {"model": args.model.parent.name, "split": dataset.split, **scores})
+    print(f"{args.out}: mIoU {100 * scores['miou']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

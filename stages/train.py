@@ -1,0 +1,50 @@
+"""Stage: train one SegSort run of params.yaml (supervised_runs or unsupervised_runs)."""
+from pathlib import Path
+
+from segsort.checkpoint import load_model, save_model
+from segsort.data import class_names
+from segsort.data.voc import VOCLayout
+from segsort.stage import load_params, parser, setup_torch, stage_main
+from segsort.train import train
+
+
+@stage_main
+def main():
+    p = parser(__doc__)
+    p.add_argument("--run", required=True, help="name of the run in params.yaml")
+    p.add_argument("--init", required=True, type=Path, help="checkpoint to start from")
+    p.add_argument("--dataset-root", required=True, type=Path)
+    p.add_argument("--segments", type=Path, help="pseudo-segment folder (unsupervised runs)")
+    p.add_argument("--model-out", required=True, type=Path, help="trained model checkpoint to write")
+    p.add_argument("--log-out", required=True, type=Path, help="per-step training log (CSV) to write")
+    args = p.parse_args()
+    params = load_params(args.params)
+    setup_torch(params)
+
+    if args.run in params["supervised_runs"]:
+        objective, run = "supervised", params["supervised_runs"][args.run]
+    elif args.run in params["unsupervised_runs"]:
+        objective, run = "unsupervised", params["unsupervised_runs"][args.run]
+    else:
+        raise RuntimeError(f"run {args.run!r} is in neither supervised_runs nor unsupervised_runs")
+    if objective == "unsupervised" and args.segments is None:
+        raise RuntimeError(f"unsupervised run {args.run!r} needs --segments")
+
+    dataset = VOCLayout(args.dataset_root, run["split"], len(class_names(params["dataset"])),
+                        with_labels=objective == "supervised",
+                        segments_dir=args.segments if objective == "unsupervised" else None)
+    model = load_model(args.init)
+    schedule = params["schedules"][run["schedule"]]
+    # Everything that decides the result: a resume state made with anything else is ignored.
+    config = {"run": run, "objective": objective, "schedule": schedule, "optimizer": params["optimizer"],
+              "segsort": params["segsort"], "seed": params["seed"], "init": str(args.init)}
+    resume = args.model_out.parent.parent / "resume" / f"{args.run}.pt"
+    train(model, dataset, objective, schedule, params["optimizer"], params["segsort"], params["seed"],
+          log_path=args.log_out, resume_path=resume,
+          checkpoint_every=params["checkpoint_every"], config=config)
+    save_model(args.model_out, model, args.run)
+    resume.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

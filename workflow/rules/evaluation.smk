@@ -1,0 +1,71 @@
+BANK_PARAMS = ("threads", "segsort", "evaluation.bank_split")
+EVAL_PARAMS = ("threads", "segsort", "evaluation.bank_split", "evaluation.eval_split", "evaluation.knn_k")
+KMEANS_MODELS = one_of(config["evaluation"]["kmeans_models"])
+PSEUDO_SEGMENT_MODELS = one_of(config["evaluation"]["pseudo_segment_models"])
+
+
+rule prototype_bank_kmeans:
+    input:
+        model=f"{DATA}/models/{{model}}/model.pt",
+        dataset=f"{DATA}/dataset",
+    output:
+        f"{DATA}/banks/{{model}}.h5",
+    wildcard_constraints:
+        model=KMEANS_MODELS,
+    params:
+        values=params_of(*BANK_PARAMS),
+    threads: config["threads"]
+    shell:
+        "python stages/build_bank.py --model {input.model} --dataset-root {input.dataset} --out {output}"
+
+
+rule prototype_bank_pseudo_segments:
+    input:
+        model=f"{DATA}/models/{{model}}/model.pt",
+        dataset=f"{DATA}/dataset",
+        segments=f"{DATA}/pseudo_segments",
+    output:
+        f"{DATA}/banks/{{model}}.h5",
+    wildcard_constraints:
+        model=PSEUDO_SEGMENT_MODELS,
+    params:
+        values=params_of(*BANK_PARAMS),
+    threads: config["threads"]
+    shell:
+        "python stages/build_bank.py --model {input.model} --dataset-root {input.dataset}"
+        " --features backbone --segments {input.segments} --out {output}"
+
+
+rule metrics_kmeans:
+    input:
+        model=f"{DATA}/models/{{model}}/model.pt",
+        bank=f"{DATA}/banks/{{model}}.h5",
+        dataset=f"{DATA}/dataset",
+    output:
+        "reports/metrics/{model}.json",
+    wildcard_constraints:
+        model=KMEANS_MODELS,
+    params:
+        values=params_of(*EVAL_PARAMS),
+    threads: config["threads"]
+    shell:
+        "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
+        " --out {output}"
+
+
+rule metrics_pseudo_segments:
+    input:
+        model=f"{DATA}/models/{{model}}/model.pt",
+        bank=f"{DATA}/banks/{{model}}.h5",
+        dataset=f"{DATA}/dataset",
+        segments=f"{DATA}/pseudo_segments",
+    output:
+        "reports/metrics/{model}.json",
+    wildcard_constraints:
+        model=PSEUDO_SEGMENT_MODELS,
+    params:
+        values=params_of(*EVAL_PARAMS),
+    threads: config["threads"]
+    shell:
+        "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
+        " --features backbone --segments {input.segments} --out {output}"

@@ -1,0 +1,21 @@
+rule hed_contours:
+    input:
+        dataset=f"{DATA}/dataset",
+    output:
+        directory(f"{DATA}/hed"),
+    params:
+        values=params_of("threads", "hed"),
+    threads: config["threads"]
+    shell:
+        "python stages/hed_contours.py --dataset-root {input.dataset} --out {output}"
+
+
+rule pseudo_segments:
+    input:
+        contours=f"{DATA}/hed",
+    output:
+        directory(f"{DATA}/pseudo_segments"),
+    params:
+        values=params_of("pseudo_segments"),
+    shell:
+        "python stages/pseudo_segments.py --contours {input.contours} --out {output}"

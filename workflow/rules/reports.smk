@@ -1,0 +1,9 @@
+rule table3:
+    input:
+        metrics=[f"reports/metrics/{row['model']}.json" for row in config["table3"]],
+    output:
+        "reports/table3.csv",
+    params:
+        values=params_of("table3"),
+    shell:
+        "python stages/table3.py --metrics {input.metrics} --out {output}"

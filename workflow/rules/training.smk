@@ -1,0 +1,56 @@
+TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "optimizer", "segsort")
+
+
+rule imagenet_model:
+    output:
+        f"{DATA}/models/imagenet/model.pt",
+    params:
+        values=params_of("seed", "model"),
+    shell:
+        "python stages/imagenet_model.py --out {output}"
+
+
+def run_params(group):
+    def values(wildcards):
+        run = config[group][wildcards.run]
+        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"schedules.{run['schedule']}")
+    return values
+
+
+def init_model(group):
+    return lambda wildcards: f"{DATA}/models/{config[group][wildcards.run]['init']}/model.pt"
+
+
+rule train_unsupervised:
+    input:
+        init=init_model("unsupervised_runs"),
+        dataset=f"{DATA}/dataset",
+        segments=f"{DATA}/pseudo_segments",
+    output:
+        model=f"{DATA}/models/{{run}}/model.pt",
+        log=f"{DATA}/models/{{run}}/train_log.csv",
+    wildcard_constraints:
+        run=one_of(config["unsupervised_runs"]),
+    params:
+        values=run_params("unsupervised_runs"),
+    threads: config["threads"]
+    shell:
+        "python stages/train.py --run {wildcards.run} --init {input.init} --dataset-root {input.dataset}"
+        " --segments {input.segments} --model-out {output.model} --log-out {output.log}"
+
+
+rule train_supervised:
+    input:
+        init=init_model("supervised_runs"),
+        dataset=f"{DATA}/dataset",
+    output:
+        model=f"{DATA}/models/{{run}}/model.pt",
+        log=f"{DATA}/models/{{run}}/train_log.csv",
+    wildcard_constraints:
+        run=one_of(config["supervised_runs"]),
+    params:
+        values=run_params("supervised_runs"),
+    threads: config["threads"]
+    shell:
+        "python stages/train.py --run {wildcards.run} --init {input.init} --dataset-root {input.dataset}"
+        " --model-out {output.model} --log-out {output.log}"
