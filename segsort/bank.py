@@ -79,7 +79,7 @@ def read_bank(path: str | Path, expect: dict) -> Bank:
         raise DataError(f"{path}: prototype bank is missing")
     try:
         with h5py.File(path, "r") as f:
-            attrs = dict(f.attrs)
+            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
             missing = [name for name in list(COLUMNS) + ["image_ids"] if name not in f]
             if attrs.get("schema_version") != SCHEMA_VERSION or missing:
                 raise DataError(f"{path}: not a version-{SCHEMA_VERSION} prototype bank (missing {missing})")
@@ -91,7 +91,7 @@ def read_bank(path: str | Path, expect: dict) -> Bank:
                         labels=torch.from_numpy(f["labels"][:].astype(np.int64)),
                         image_ids=[s.decode() if isinstance(s, bytes) else s for s in f["image_ids"][:]],
                         segment_ids=f["segment_ids"][:], pixel_counts=f["pixel_counts"][:],
-                        attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()})
+                        attrs=attrs)
     except OSError as err:
         raise DataError(f"{path}: cannot read prototype bank ({err})") from err
 

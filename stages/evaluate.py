@@ -20,10 +20,12 @@ def main():
     params = load_params(args.params)
     setup_torch(params)
     names = class_names(params["dataset"])
-    bank = read_bank(args.bank, expect=bank_identity(args.model, args.features, args.segments, params["dataset"]))
+    model = load_model(args.model)
+    bank = read_bank(args.bank, expect={**bank_identity(args.model, args.features, args.segments, params["dataset"]),
+                                        "feature_dim": model.feature_dim(args.features)})
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names),
                         segments_dir=args.segments)
-    scores = evaluate(load_model(args.model), dataset, bank, args.features, params["segsort"],
+    scores = evaluate(model, dataset, bank, args.features, params["segsort"],
                       params["evaluation"]["knn_k"])
     scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
     write_json(args.out, {"model": args.model.parent.name, "split": dataset.split, **scores})

@@ -2,6 +2,6 @@ rule dataset:
     output:
         directory(f"{DATA}/dataset"),
     params:
-        values=params_of("dataset", "seed", "tiny"),
+        tracked=params_of("dataset", "seed", "tiny"),
     shell:
         "python stages/make_dataset.py --out {output}"

@@ -13,7 +13,7 @@ rule prototype_bank_kmeans:
     wildcard_constraints:
         model=KMEANS_MODELS,
     params:
-        values=params_of(*BANK_PARAMS),
+        tracked=params_of(*BANK_PARAMS),
     threads: config["threads"]
     shell:
         "python stages/build_bank.py --model {input.model} --dataset-root {input.dataset} --out {output}"
@@ -29,7 +29,7 @@ rule prototype_bank_pseudo_segments:
     wildcard_constraints:
         model=PSEUDO_SEGMENT_MODELS,
     params:
-        values=params_of(*BANK_PARAMS),
+        tracked=params_of(*BANK_PARAMS),
     threads: config["threads"]
     shell:
         "python stages/build_bank.py --model {input.model} --dataset-root {input.dataset}"
@@ -46,7 +46,7 @@ rule metrics_kmeans:
     wildcard_constraints:
         model=KMEANS_MODELS,
     params:
-        values=params_of(*EVAL_PARAMS),
+        tracked=params_of(*EVAL_PARAMS),
     threads: config["threads"]
     shell:
         "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
@@ -64,7 +64,7 @@ rule metrics_pseudo_segments:
     wildcard_constraints:
         model=PSEUDO_SEGMENT_MODELS,
     params:
-        values=params_of(*EVAL_PARAMS),
+        tracked=params_of(*EVAL_PARAMS),
     threads: config["threads"]
     shell:
         "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"

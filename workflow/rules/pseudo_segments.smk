@@ -4,7 +4,7 @@ rule hed_contours:
     output:
         directory(f"{DATA}/hed"),
     params:
-        values=params_of("threads", "hed"),
+        tracked=params_of("threads", "hed"),
     threads: config["threads"]
     shell:
         "python stages/hed_contours.py --dataset-root {input.dataset} --out {output}"
@@ -16,6 +16,6 @@ rule pseudo_segments:
     output:
         directory(f"{DATA}/pseudo_segments"),
     params:
-        values=params_of("pseudo_segments"),
+        tracked=params_of("pseudo_segments"),
     shell:
         "python stages/pseudo_segments.py --contours {input.contours} --out {output}"

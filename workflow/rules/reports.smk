@@ -4,6 +4,6 @@ rule table3:
     output:
         "reports/table3.csv",
     params:
-        values=params_of("table3"),
+        tracked=params_of("table3"),
     shell:
         "python stages/table3.py --metrics {input.metrics} --out {output}"

@@ -5,7 +5,7 @@ rule imagenet_model:
     output:
         f"{DATA}/models/imagenet/model.pt",
     params:
-        values=params_of("seed", "model"),
+        tracked=params_of("seed", "model"),
     shell:
         "python stages/imagenet_model.py --out {output}"
 
@@ -32,7 +32,7 @@ rule train_unsupervised:
     wildcard_constraints:
         run=one_of(config["unsupervised_runs"]),
     params:
-        values=run_params("unsupervised_runs"),
+        tracked=run_params("unsupervised_runs"),
     threads: config["threads"]
     shell:
         "python stages/train.py --run {wildcards.run} --init {input.init} --dataset-root {input.dataset}"
@@ -49,7 +49,7 @@ rule train_supervised:
     wildcard_constraints:
         run=one_of(config["supervised_runs"]),
     params:
-        values=run_params("supervised_runs"),
+        tracked=run_params("supervised_runs"),
     threads: config["threads"]
     shell:
         "python stages/train.py --run {wildcards.run} --init {input.init} --dataset-root {input.dataset}"

@@ -1,0 +1,72 @@
+"""Bad input gets a clear error naming the file, and leaves no half-written output."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segsort.io import DataError, read_id_list, read_image, read_label_map, write_label_png
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_corrupt_and_missing_images_are_named(tmp_path):
+    corrupt = tmp_path / "broken.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(DataError, match="broken.jpg: cannot decode image"):
+        read_image(corrupt)
+    with pytest.raises(DataError, match="absent.jpg: image file is missing"):
+        read_image(tmp_path / "absent.jpg")
+
+
+def test_label_map_size_and_range_are_checked(tmp_path):
+    path = tmp_path / "mask.png"
+    labels = np.zeros((4, 6), dtype=np.uint8)
+    labels[0, 0] = 30
+    write_label_png(path, labels)
+    with pytest.raises(DataError, match=r"mask.png: label map is 6x4 \(WxH\) but the image is 5x4"):
+        read_label_map(path, shape=(4, 5))
+    with pytest.raises(DataError, match=r"mask.png: label ids \[30\] are out of range"):
+        read_label_map(path, shape=(4, 6), num_classes=9)
+    labels[0, 0] = 255  # void is always allowed
+    write_label_png(path, labels)
+    assert read_label_map(path, shape=(4, 6), num_classes=9)[0, 0] == 255
+    Image.new("RGB", (6, 4)).save(path)
+    with pytest.raises(DataError, match="must be a palette or grey PNG"):
+        read_label_map(path)
+
+
+def test_empty_list_is_an_error(tmp_path):
+    (tmp_path / "train.txt").write_text("\n\n")
+    with pytest.raises(DataError, match="train.txt: image list is empty"):
+        read_id_list(tmp_path / "train.txt")
+
+
+def run_stage(args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_dataset, tmp_path, small_params):
+    import yaml
+
+    root = tmp_path / "dataset"
+    shutil.copytree(small_dataset, root)
+    first_id = (root / "ImageSets/Segmentation/train.txt").read_text().split()[1]
+    (root / "JPEGImages" / f"{first_id}.jpg").write_bytes(b"garbage")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params))
+    init = tmp_path / "init.pt"
+    assert run_stage([REPO / "stages/imagenet_model.py", "--out", init], tmp_path).returncode == 0
+    result = run_stage([REPO / "stages/train.py", "--run", "sup_train", "--init", init, "--dataset-root", root,
+                        "--model-out", tmp_path / "out/model.pt", "--log-out", tmp_path / "out/log.csv"], tmp_path)
+    assert result.returncode == 1
+    assert f"error: {root}/JPEGImages/{first_id}.jpg: cannot decode image" in result.stderr
+    assert not (tmp_path / "out" / "model.pt").exists() and not (tmp_path / "out" / "log.csv").exists()
+
+
+def test_missing_params_file_is_named(tmp_path):
+    result = run_stage([REPO / "stages/imagenet_model.py", "--params", "nowhere.yaml", "--out", "m.pt"], tmp_path)
+    assert result.returncode == 1 and "nowhere.yaml: parameter file is missing" in result.stderr

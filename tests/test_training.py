@@ -1,0 +1,81 @@
+"""Training: resume reproduces an uninterrupted run; a non-finite loss stops with the step and image ids."""
+import pytest
+import torch
+
+import segsort.train as training
+from segsort.data import class_names
+from segsort.data.voc import VOCLayout
+from segsort.models import build_model
+
+
+def run(small_params, dataset, tmp_path, objective="supervised"):
+    torch.manual_seed(0)
+    model = build_model(small_params["model"])
+    training.train(model, dataset, objective, small_params["schedules"]["supervised"], small_params["optimizer"],
+                   small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
+                   resume_path=tmp_path / "resume.pt", checkpoint_every=small_params["checkpoint_every"],
+                   config={"test": objective})
+    return model
+
+
+def losses(log_path):
+    return [float(line.split(",")[1]) for line in log_path.read_text().splitlines()[1:]]
+
+
+@pytest.fixture
+def dataset(small_dataset):
+    return VOCLayout(small_dataset, "train", len(class_names("tiny")))
+
+
+def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    reference = run(small_params, dataset, tmp_path / "a")
+
+    make_batch = training.make_batch
+
+    def crash_at_step_3(dataset, indices, step, *args):
+        if step == 3:
+            raise KeyboardInterrupt("killed")
+        return make_batch(dataset, indices, step, *args)
+
+    monkeypatch.setattr(training, "make_batch", crash_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(small_params, dataset, tmp_path / "b")
+    assert (tmp_path / "b" / "resume.pt").is_file()
+    monkeypatch.setattr(training, "make_batch", make_batch)
+    resumed = run(small_params, dataset, tmp_path / "b")
+
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert losses(tmp_path / "a" / "log.csv") == losses(tmp_path / "b" / "log.csv")
+
+
+def test_stale_resume_state_is_ignored(small_params, dataset, tmp_path):
+    torch.save({"digest": "another run", "step": 3}, tmp_path / "resume.pt")
+    run(small_params, dataset, tmp_path)  # would fail to load the foreign state if it tried
+    assert len(losses(tmp_path / "log.csv")) == 4
+
+
+def test_non_finite_loss_names_step_and_images(small_params, dataset, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(small_params["model"])
+    with torch.no_grad():
+        model.embedding.bias.fill_(float("nan"))
+    with pytest.raises(training.NonFiniteLoss, match=r"step 0 on images \['tiny_"):
+        training.train(model, dataset, "supervised", small_params["schedules"]["supervised"],
+                       small_params["optimizer"], small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
+                       resume_path=tmp_path / "resume.pt", checkpoint_every=2, config={})
+    assert not (tmp_path / "log.csv").exists()
+
+
+def test_unsupervised_training_runs_on_pseudo_segments(small_params, small_dataset, tmp_path):
+    # Any label-like map serves as pseudo-segments here; the HED-owt-ucm ones are tested with the stage.
+    dataset = VOCLayout(small_dataset, "train", len(class_names("tiny")), with_labels=False,
+                        segments_dir=small_dataset / "SegmentationClass")
+    torch.manual_seed(0)
+    model = build_model(small_params["model"])
+    training.train(model, dataset, "unsupervised", small_params["schedules"]["unsupervised"],
+                   small_params["optimizer"], small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
+                   resume_path=tmp_path / "resume.pt", checkpoint_every=2, config={})
+    values = losses(tmp_path / "log.csv")
+    assert len(values) == 4 and all(loss > 0 for loss in values)
