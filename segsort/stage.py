@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import sys
 from pathlib import Path
 
@@ -19,10 +20,44 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     return yaml.safe_load(path.read_text())
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    return p
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and to a log file at once."""
+
+    def __init__(self, terminal, log):
+        self.terminal, self.log = terminal, log
+
+    def write(self, text: str) -> int:
+        self.terminal.write(text)
+        self.log.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.terminal.flush()
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return self.terminal.isatty()
+
+
+class StageParser(argparse.ArgumentParser):
+    """Every stage takes --params and --log; parsing --log copies stdout and stderr into that file."""
+
+    def __init__(self, description: str):
+        super().__init__(description=description)
+        self.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+        self.add_argument("--log", type=Path, help="also write everything the stage prints to this file")
+
+    def parse_args(self, *args, **kwargs):
+        parsed = super().parse_args(*args, **kwargs)
+        if parsed.log is not None:
+            parsed.log.parent.mkdir(parents=True, exist_ok=True)
+            log = parsed.log.open("w", buffering=1)
+            sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
+        return parsed
+
+
+def parser(description: str) -> StageParser:
+    return StageParser(description)
 
 
 def add_segmentation_arguments(p: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ def main():
     p.add_argument("--dataset-root", required=True, type=Path)
     p.add_argument("--segments", type=Path, help="pseudo-segment folder (unsupervised runs)")
     p.add_argument("--model-out", required=True, type=Path, help="trained model checkpoint to write")
-    p.add_argument("--log-out", required=True, type=Path, help="per-step training log (CSV) to write")
+    p.add_argument("--train-log", required=True, type=Path, help="per-step training log (CSV) to write")
     args = p.parse_args()
     params = load_params(args.params)
     setup_torch(params)
@@ -40,7 +40,7 @@ def main():
               "segsort": params["segsort"], "seed": params["seed"], "init": str(args.init)}
     resume = args.model_out.parent.parent / "resume" / f"{args.run}.pt"
     train(model, dataset, objective, schedule, params["optimizer"], params["segsort"], params["seed"],
-          log_path=args.log_out, resume_path=resume,
+          log_path=args.train_log, resume_path=resume,
           checkpoint_every=params["checkpoint_every"], config=config)
     save_model(args.model_out, model, args.run)
     resume.unlink(missing_ok=True)

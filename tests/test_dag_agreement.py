@@ -24,7 +24,7 @@ def snakemake_jobs() -> dict:
                 continue
             name = "@".join([job.rule.name, *job.wildcards_dict.values()])
             jobs[name] = {"cmd": " ".join(job.shellcmd.split()), "deps": sorted(map(str, job.input)),
-                          "outs": sorted(map(str, job.output)), "params": sorted(job.params.tracked)}
+                          "outs": sorted(map(str, [*job.output, *job.log])), "params": sorted(job.params.tracked)}
         return jobs
 
 
@@ -38,7 +38,7 @@ def dvc_stages() -> dict:
         stages[stage.addressing] = {
             "cmd": " ".join(stage.cmd.split()),
             "deps": sorted(dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)),
-            "outs": sorted(out.def_path for out in stage.outs), "params": sorted(params)}
+            "outs": sorted(out.def_path for out in stage.outs), "params": sorted(params)}  # metrics are outs too
     return stages
 
 

@@ -3,5 +3,7 @@ rule dataset:
         directory(f"{DATA}/dataset"),
     params:
         tracked=params_of("dataset", "seed", "tiny"),
+    log:
+        f"{DATA}/logs/dataset.log",
     shell:
-        "python stages/make_dataset.py --out {output}"
+        "python stages/make_dataset.py --out {output} --log {log}"

@@ -13,8 +13,10 @@ rule prototype_bank_kmeans:
     params:
         tracked=params_of(*BANK_PARAMS),
     threads: config["threads"]
+    log:
+        f"{DATA}/logs/prototype_bank_kmeans/{{model}}.log",
     shell:
-        "python stages/build_bank.py --model {input.model} --dataset-root {input.dataset} --out {output}"
+        "python stages/build_bank.py --model {input.model} --dataset-root {input.dataset} --out {output} --log {log}"
 
 
 rule prototype_bank_pseudo_segments:
@@ -29,9 +31,11 @@ rule prototype_bank_pseudo_segments:
     params:
         tracked=params_of(*BANK_PARAMS),
     threads: config["threads"]
+    log:
+        f"{DATA}/logs/prototype_bank_pseudo_segments/{{model}}.log",
     shell:
         "python stages/build_bank.py --model {input.model} --dataset-root {input.dataset}"
-        " --features backbone --segments {input.segments} --out {output}"
+        " --features backbone --segments {input.segments} --out {output} --log {log}"
 
 
 rule metrics_kmeans:
@@ -46,9 +50,11 @@ rule metrics_kmeans:
     params:
         tracked=params_of(*EVAL_PARAMS),
     threads: config["threads"]
+    log:
+        f"{DATA}/logs/metrics_kmeans/{{model}}.log",
     shell:
         "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
-        " --out {output}"
+        " --out {output} --log {log}"
 
 
 rule metrics_pseudo_segments:
@@ -64,6 +70,8 @@ rule metrics_pseudo_segments:
     params:
         tracked=params_of(*EVAL_PARAMS),
     threads: config["threads"]
+    log:
+        f"{DATA}/logs/metrics_pseudo_segments/{{model}}.log",
     shell:
         "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
-        " --features backbone --segments {input.segments} --out {output}"
+        " --features backbone --segments {input.segments} --out {output} --log {log}"

@@ -5,5 +5,7 @@ rule table3:
         "reports/table3.csv",
     params:
         tracked=params_of("table3"),
+    log:
+        f"{DATA}/logs/table3.log",
     shell:
-        "python stages/table3.py --metrics {input.metrics} --out {output}"
+        "python stages/table3.py --metrics {input.metrics} --out {output} --log {log}"

@@ -3,8 +3,10 @@ rule imagenet_model:
         f"{DATA}/models/imagenet/model.pt",
     params:
         tracked=params_of("seed", "model"),
+    log:
+        f"{DATA}/logs/imagenet_model.log",
     shell:
-        "python stages/imagenet_model.py --out {output}"
+        "python stages/imagenet_model.py --out {output} --log {log}"
 
 
 rule train_unsupervised:
@@ -14,15 +16,17 @@ rule train_unsupervised:
         segments=f"{DATA}/pseudo_segments",
     output:
         model=f"{DATA}/models/{{run}}/model.pt",
-        log=f"{DATA}/models/{{run}}/train_log.csv",
+        train_log=f"{DATA}/models/{{run}}/train_log.csv",
     wildcard_constraints:
         run=one_of(config["unsupervised_runs"]),
     params:
         tracked=run_params("unsupervised_runs"),
     threads: config["threads"]
+    log:
+        f"{DATA}/logs/train_unsupervised/{{run}}.log",
     shell:
         "python stages/train.py --run {wildcards.run} --init {input.init} --dataset-root {input.dataset}"
-        " --segments {input.segments} --model-out {output.model} --log-out {output.log}"
+        " --segments {input.segments} --model-out {output.model} --train-log {output.train_log} --log {log}"
 
 
 rule train_supervised:
@@ -31,12 +35,14 @@ rule train_supervised:
         dataset=f"{DATA}/dataset",
     output:
         model=f"{DATA}/models/{{run}}/model.pt",
-        log=f"{DATA}/models/{{run}}/train_log.csv",
+        train_log=f"{DATA}/models/{{run}}/train_log.csv",
     wildcard_constraints:
         run=one_of(config["supervised_runs"]),
     params:
         tracked=run_params("supervised_runs"),
     threads: config["threads"]
+    log:
+        f"{DATA}/logs/train_supervised/{{run}}.log",
     shell:
         "python stages/train.py --run {wildcards.run} --init {input.init} --dataset-root {input.dataset}"
-        " --model-out {output.model} --log-out {output.log}"
+        " --model-out {output.model} --train-log {output.train_log} --log {log}"
