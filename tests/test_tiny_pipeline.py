@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
+
+from segsort.data import class_names
+from workflow_dags import dvc_downstream, snakemake_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 MIOU_TOLERANCE = 2.0  # mIoU points
@@ -49,4 +53,58 @@ def test_table3_matches_committed_numbers(pipeline_run):
 def test_every_metrics_file_has_per_class_iou(pipeline_run):
     for metrics in (pipeline_run / "reports" / "metrics").glob("*.json"):
         scores = pd.read_json(metrics, typ="series")
-        assert len(scores["per_class_iou"]) == 9 and 0 <= scores["miou"] <= 1, metrics.name
+        assert len(scores["per_class_iou"]) == len(class_names("tiny")) and 0 <= scores["miou"] <= 1, metrics.name
+
+
+def dvc_would_run(work: Path, env: dict) -> set[str]:
+    """Stages `dvc repro` would run. Its dry run names only the stages whose own dependencies changed (it
+    cannot know yet that their outputs will change), so their downstream stages are added from DVC's graph."""
+    result = subprocess.run(["dvc", "repro", "--dry"], cwd=work, env=env, capture_output=True, text=True,
+                            check=True)
+    stale = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+    return dvc_downstream(work, stale)
+
+
+KMEANS_METRICS = {f"metrics_kmeans@{model}" for model in
+                  ("unsup_train_aug", "sup_train", "unsup_then_sup_train", "sup_train_aug_then_train")}
+UNSUPERVISED_DOWNSTREAM = {"train_unsupervised@unsup_train_aug", "train_supervised@unsup_then_sup_train",
+                           "prototype_bank_kmeans@unsup_train_aug", "metrics_kmeans@unsup_train_aug",
+                           "prototype_bank_kmeans@unsup_then_sup_train", "metrics_kmeans@unsup_then_sup_train"}
+ROW1 = {"prototype_bank_pseudo_segments@imagenet", "metrics_pseudo_segments@imagenet"}
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("evaluation.knn_k", 5, KMEANS_METRICS | {"metrics_pseudo_segments@imagenet", "table3"}),
+    ("schedules.finetune.steps", 60, {"train_supervised@sup_train_aug_then_train", "table3",
+                                      "prototype_bank_kmeans@sup_train_aug_then_train",
+                                      "metrics_kmeans@sup_train_aug_then_train"}),
+    ("pseudo_segments.max_regions", 40, {"pseudo_segments", "table3"} | UNSUPERVISED_DOWNSTREAM | ROW1),
+])
+def test_a_changed_parameter_reruns_the_same_stages_in_both_tools(pipeline_run, key, value, expected):
+    """After the Snakemake run, DVC records the same results in its lock file (dvc commit, nothing is
+    recomputed); then one parameter changes and both tools must want to rerun the same stages."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if not (pipeline_run / "dvc.lock").exists():
+        assert snakemake_jobs(pipeline_run, forceall=False) == {}
+        subprocess.run(["git", "init", "-q"], cwd=pipeline_run, check=True)
+        subprocess.run(["dvc", "commit", "--force", "--quiet"], cwd=pipeline_run, env=env, check=True)
+        # dvc commit copies outputs back from its cache, which makes them newer than what depends on them
+        subprocess.run(["snakemake", "--touch", "--cores", "1"],
+                       cwd=pipeline_run, env=env, check=True, capture_output=True)
+    assert snakemake_jobs(pipeline_run, forceall=False) == {} and dvc_would_run(pipeline_run, env) == set()
+
+    params_path = pipeline_run / "params.yaml"
+    original = params_path.read_text()
+    params = yaml.safe_load(original)
+    *parents, leaf = key.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        snakemake = set(snakemake_jobs(pipeline_run, forceall=False))
+        dvc = dvc_would_run(pipeline_run, env)
+    finally:
+        params_path.write_text(original)
+    assert snakemake == dvc == expected

@@ -1,0 +1,62 @@
+"""The Snakemake and DVC views of the pipeline, read with each tool's own API (nothing is executed)."""
+import contextlib
+import os
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def working_directory(path: Path):
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def snakemake_jobs(repo: Path, forceall: bool = True) -> dict:
+    """Jobs of the default target: all of them (forceall), or only those Snakemake would run now."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
+
+    with working_directory(repo), SnakemakeApi(OutputSettings()) as api:
+        workflow_api = api.workflow(snakefile=repo / "workflow" / "Snakefile",
+                                    resource_settings=ResourceSettings(cores=1), workdir=repo)
+        workflow = workflow_api.dag(dag_settings=DAGSettings(forceall=forceall)).workflow_api._workflow
+        workflow._prepare_dag(forceall=forceall, ignore_incomplete=True, lock_warn_only=True)
+        workflow._build_dag()
+        jobs = {}
+        for job in workflow.dag.needrun_jobs():
+            if job.rule.name == "all":
+                continue
+            name = "@".join([job.rule.name, *job.wildcards_dict.values()])
+            jobs[name] = {"cmd": " ".join(job.shellcmd.split()), "deps": sorted(map(str, job.input)),
+                          "outs": sorted(map(str, [*job.output, *job.log])), "params": sorted(job.params.tracked)}
+        return jobs
+
+
+def dvc_stages(repo: Path) -> dict:
+    """Every stage of dvc.yaml, foreach groups expanded (metrics files count as outputs)."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+
+    stages = {}
+    with working_directory(repo):
+        for stage in Repo(str(repo)).index.stages:
+            params = [key for dep in stage.deps if isinstance(dep, ParamsDependency) for key in dep.params]
+            stages[stage.addressing] = {
+                "cmd": " ".join(stage.cmd.split()),
+                "deps": sorted(dep.def_path for dep in stage.deps if not isinstance(dep, ParamsDependency)),
+                "outs": sorted(out.def_path for out in stage.outs), "params": sorted(params)}
+    return stages
+
+
+def dvc_downstream(repo: Path, addresses: set[str]) -> set[str]:
+    """The given DVC stages and every stage that depends on them, directly or not, in DVC's own graph."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with working_directory(repo):
+        graph = Repo(str(repo)).index.graph  # edges point from a stage to the stages it depends on
+        chosen = [stage for stage in graph.nodes if stage.addressing in addresses]
+        return {stage.addressing for start in chosen for stage in [start, *nx.ancestors(graph, start)]}
