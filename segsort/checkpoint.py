@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from segsort.io import DataError, atomic_path
-from segsort.models import SegSortNet, build_model
+from segsort.models import SegmentationNet, build_model
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -25,11 +25,11 @@ def load_checkpoint(path: str | Path) -> dict:
         raise DataError(f"{path}: cannot load checkpoint ({err})") from err
 
 
-def save_model(path: str | Path, model: SegSortNet, name: str) -> None:
+def save_model(path: str | Path, model: SegmentationNet, name: str) -> None:
     save_checkpoint(path, {"name": name, "model_config": model.config, "model": model.state_dict()})
 
 
-def load_model(path: str | Path) -> SegSortNet:
+def load_model(path: str | Path) -> SegmentationNet:
     state = load_checkpoint(path)
     model = build_model(state["model_config"])
     model.load_state_dict(state["model"])

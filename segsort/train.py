@@ -1,4 +1,5 @@
-"""SegSort training: supervised (vMF-N, Eq. 10) and unsupervised (vMF, Eq. 8) segment sorting.
+"""Training: supervised SegSort (vMF-N, Eq. 10), unsupervised SegSort (vMF, Eq. 8 on pseudo-segments),
+and the pixel-wise softmax cross-entropy baseline of the same network, data and schedule.
 
 Every random choice of step t (which images, how they are augmented) is derived from (seed, t), so
 a run resumed from its checkpoint at step t continues exactly as an uninterrupted run would.
@@ -34,6 +35,10 @@ def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> lis
         epoch, offset = divmod(position, num_images)
         indices.append(int(np.random.default_rng([seed, epoch]).permutation(num_images)[offset]))
     return indices
+
+
+def step_seed(seed: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
 
 
 def make_batch(dataset: VOCLayout, indices: list[int], step: int, seed: int, crop: int, optim_cfg: dict):
@@ -107,6 +112,14 @@ def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank):
     return loss
 
 
+def softmax_loss(logits, labels):
+    """The baseline: pixel-wise cross-entropy, logits upsampled bilinearly to the crop, ignore pixels skipped."""
+    if not (labels != IGNORE_LABEL).any():
+        return None
+    logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
+    return F.cross_entropy(logits, labels, ignore_index=IGNORE_LABEL)
+
+
 def make_optimizer(model, lr: float, optim_cfg: dict) -> torch.optim.SGD:
     """SGD with momentum; x10 learning rate on the head; weight decay on conv weights only."""
     head = {id(p) for p in model.head_parameters()}
@@ -132,7 +145,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
           seed: int, log_path: Path, resume_path: Path, checkpoint_every: int, config: dict) -> None:
     """Train `model` in place, writing a per-step log to `log_path`; resumable from `resume_path`.
 
-    objective: "supervised" (vMF-N on labels) or "unsupervised" (vMF on pseudo-segments).
+    objective: "supervised" (vMF-N on labels), "unsupervised" (vMF on pseudo-segments) or "softmax".
     `config` (everything that defines the run) is hashed so a stale resume state is never used.
     """
     check_split(dataset)
@@ -159,13 +172,16 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
             group["lr"] = lr * group["lr_multiplier"]
         indices = batch_indices(step, batch_size, len(dataset), seed)
         images, labels, segments, locations, ids = make_batch(dataset, indices, step, seed, crop, optim_cfg)
-        embeddings = model(images)
-        size = embeddings.shape[-2:]
-        if objective == "supervised":
-            loss = supervised_loss(embeddings, to_embedding_grid(labels, size), to_embedding_grid(locations, size),
+        torch.manual_seed(step_seed(seed, step))  # dropout draws, reproducible on resume
+        outputs = model(images)
+        size = outputs.shape[-2:]
+        if objective == "softmax":
+            loss = softmax_loss(outputs, labels)
+        elif objective == "supervised":
+            loss = supervised_loss(outputs, to_embedding_grid(labels, size), to_embedding_grid(locations, size),
                                    dataset.num_classes, segsort_cfg, bank)
         else:
-            loss = unsupervised_loss(embeddings, to_embedding_grid(segments, size), segsort_cfg, bank)
+            loss = unsupervised_loss(outputs, to_embedding_grid(segments, size), segsort_cfg, bank)
         if loss is None:  # every pixel of every crop was ignore: nothing to learn from
             continue
         if not torch.isfinite(loss):

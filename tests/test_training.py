@@ -5,12 +5,21 @@ import torch
 import segsort.train as training
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.models import build_model
+from segsort.models import build_model, network_config
+
+# A network with dropout (PSPNet's decoder), on a light backbone: its training must resume exactly too.
+DROPOUT_NETWORK = {"backbone": "mobilenet_v2", "output_stride": 16, "decoder": "pspnet", "decoder_channels": 64,
+                   "embedding_dim": 32}
 
 
-def run(small_params, dataset, tmp_path, objective="supervised"):
+def small_model(model_params: dict, head: str = "segsort"):
     torch.manual_seed(0)
-    model = build_model(small_params["model"])
+    return build_model(network_config(model_params, head, len(class_names("tiny"))))
+
+
+def run(small_params, dataset, tmp_path, objective="supervised", model_params=None):
+    head = "softmax" if objective == "softmax" else "segsort"
+    model = small_model(model_params or small_params["model"], head)
     training.train(model, dataset, objective, small_params["schedules"]["supervised"], small_params["optimizer"],
                    small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
                    resume_path=tmp_path / "resume.pt", checkpoint_every=small_params["checkpoint_every"],
@@ -27,9 +36,10 @@ def dataset(small_dataset):
     return VOCLayout(small_dataset, "train", len(class_names("tiny")))
 
 
-def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("objective, model_params", [("supervised", None), ("softmax", DROPOUT_NETWORK)])
+def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkeypatch, objective, model_params):
     torch.set_num_threads(1)
-    reference = run(small_params, dataset, tmp_path / "a")
+    reference = run(small_params, dataset, tmp_path / "a", objective, model_params)
 
     make_batch = training.make_batch
 
@@ -40,10 +50,10 @@ def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkey
 
     monkeypatch.setattr(training, "make_batch", crash_at_step_3)
     with pytest.raises(KeyboardInterrupt):
-        run(small_params, dataset, tmp_path / "b")
+        run(small_params, dataset, tmp_path / "b", objective, model_params)
     assert (tmp_path / "b" / "resume.pt").is_file()
     monkeypatch.setattr(training, "make_batch", make_batch)
-    resumed = run(small_params, dataset, tmp_path / "b")
+    resumed = run(small_params, dataset, tmp_path / "b", objective, model_params)
 
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
@@ -57,8 +67,7 @@ def test_stale_resume_state_is_ignored(small_params, dataset, tmp_path):
 
 
 def test_non_finite_loss_names_step_and_images(small_params, dataset, tmp_path):
-    torch.manual_seed(0)
-    model = build_model(small_params["model"])
+    model = small_model(small_params["model"])
     with torch.no_grad():
         model.embedding.bias.fill_(float("nan"))
     with pytest.raises(training.NonFiniteLoss, match=r"step 0 on images \['tiny_"):
@@ -72,10 +81,24 @@ def test_unsupervised_training_runs_on_pseudo_segments(small_params, small_datas
     # Any label-like map serves as pseudo-segments here; the HED-owt-ucm ones are tested with the stage.
     dataset = VOCLayout(small_dataset, "train", len(class_names("tiny")), with_labels=False,
                         segments_dir=small_dataset / "SegmentationClass")
-    torch.manual_seed(0)
-    model = build_model(small_params["model"])
+    model = small_model(small_params["model"])
     training.train(model, dataset, "unsupervised", small_params["schedules"]["unsupervised"],
                    small_params["optimizer"], small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
                    resume_path=tmp_path / "resume.pt", checkpoint_every=2, config={})
     values = losses(tmp_path / "log.csv")
     assert len(values) == 4 and all(loss > 0 for loss in values)
+
+
+def test_softmax_baseline_trains_the_classifier_head(small_params, dataset, tmp_path):
+    model = run(small_params, dataset, tmp_path, "softmax")
+    values = losses(tmp_path / "log.csv")
+    assert len(values) == 4 and all(0 < loss < 10 for loss in values)
+    assert model.classifier.out_channels == len(class_names("tiny"))
+
+
+def test_softmax_loss_ignores_void_pixels():
+    logits = torch.tensor([[[[2.0, 0.0]], [[0.0, 5.0]]]])  # (1, 2 classes, 1, 2)
+    labels = torch.tensor([[[0, 255]]])
+    expected = -torch.log_softmax(torch.tensor([2.0, 0.0]), 0)[0]
+    assert torch.isclose(training.softmax_loss(logits, labels), expected)
+    assert training.softmax_loss(logits, torch.full((1, 1, 2), 255)) is None

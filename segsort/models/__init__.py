@@ -1,81 +1,103 @@
-"""Segmentation networks: a backbone, a decoder to stride 8, and a SegSort embedding head."""
+"""Segmentation networks: an ImageNet backbone, a decoder, and one of two interchangeable heads.
+
+The SegSort head (paper Sec. 3.1) is a 1x1 conv to `embedding_dim` channels whose output is
+L2-normalised, so every pixel is a unit vector v_i. The softmax head is a 1x1 conv to class logits:
+the pixel-wise cross-entropy baseline of the same network.
+
+Architectures (the `architectures` section of params.yaml): DeepLabv3+ on MobileNetV2 or ResNet-101
+(output stride 16, ASPP 6/12/18), PSPNet on dilated ResNet-101 (output stride 8, bins 1/2/3/6, 512
+channels), and EfficientNet-Lite0 with a light pyramid decoder (the tiny dataset's network).
+"""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from segsort.models.efficientnet_lite import EfficientNetLite0, load_imagenet_weights
+from segsort.models.backbones import BACKBONES
+from segsort.models.decoders import DECODERS
 
-BACKBONES = {"efficientnet_lite0": EfficientNetLite0}
-
-
-def conv_bn_relu(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True))
+HEADS = ("segsort", "softmax")
 
 
-class PyramidDecoder(nn.Module):
-    """Fuses the stride-8/16/32 backbone features at stride 8 (lateral 1x1 convs, upsample, sum, 3x3 conv)."""
+class SegmentationNet(nn.Module):
+    """`forward` maps RGB images in [0, 255] (B, 3, H, W) to unit embeddings (B, D, H/s, W/s) or to
+    class logits (B, C, H/s, W/s), s being the decoder's stride. `backbone_features` returns the
+    ImageNet features themselves (Table 3's first row clusters them without any training)."""
 
-    def __init__(self, in_channels: tuple[int, ...], channels: int):
+    def __init__(self, config: dict):
         super().__init__()
-        self.laterals = nn.ModuleList(conv_bn_relu(c, channels, 1) for c in in_channels)
-        self.fuse = conv_bn_relu(channels, channels, 3)
-
-    def forward(self, features):
-        size = features[0].shape[-2:]
-        x = sum(F.interpolate(lat(f), size=size, mode="bilinear", align_corners=False)
-                for lat, f in zip(self.laterals, features))
-        return self.fuse(x)
-
-
-class SegSortNet(nn.Module):
-    """Backbone + decoder + a 1x1 embedding head whose output is L2-normalised (the paper's v, Sec. 3.1).
-
-    `forward` returns unit embeddings (B, D, H/8, W/8). `backbone_features` returns the ImageNet
-    features themselves (stride 8, the three levels concatenated and L2-normalised), which Table 3's
-    first row clusters without any training.
-    """
-
-    def __init__(self, backbone: str, embedding_dim: int, decoder_channels: int):
-        super().__init__()
-        if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}")
-        self.backbone = BACKBONES[backbone]()
-        self.decoder = PyramidDecoder(self.backbone.channels, decoder_channels)
-        self.embedding = nn.Conv2d(decoder_channels, embedding_dim, 1)
+        if config["backbone"] not in BACKBONES or config["decoder"] not in DECODERS or config["head"] not in HEADS:
+            raise ValueError(f"unknown network {config}: backbones {sorted(BACKBONES)}, "
+                             f"decoders {sorted(DECODERS)}, heads {list(HEADS)}")
+        self.config = dict(config)  # saved with the weights, so a checkpoint rebuilds its own network
+        self.backbone = BACKBONES[config["backbone"]](config["output_stride"])
+        self.decoder = DECODERS[config["decoder"]](self.backbone.channels, self.backbone.strides,
+                                                   config["decoder_channels"], **config.get("decoder_options", {}))
+        if config["head"] == "segsort":
+            self.embedding = nn.Conv2d(self.decoder.out_channels, config["embedding_dim"], 1)
+        else:
+            self.classifier = nn.Conv2d(self.decoder.out_channels, config["num_classes"], 1)
         self.register_buffer("mean", torch.tensor(self.backbone.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.backbone.std).view(1, 3, 1, 1), persistent=False)
 
+    @property
+    def stride(self) -> int:
+        return self.decoder.stride
+
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """RGB float images in [0, 255] (B, 3, H, W) -> the backbone's input normalisation."""
         return (images - self.mean) / self.std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(self.normalise(images))
-        return F.normalize(self.embedding(self.decoder(features)), dim=1)
+        x = self.decoder(self.backbone(self.normalise(images)))
+        if self.config["head"] == "segsort":
+            return F.normalize(self.embedding(x), dim=1)
+        return self.classifier(x)
 
     @torch.no_grad()
     def backbone_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone levels of stride 8 and coarser, each L2-normalised, resized to stride 8 and
+        concatenated, then L2-normalised again."""
         features = self.backbone(self.normalise(images))
-        size = features[0].shape[-2:]
+        size = (math.ceil(images.shape[-2] / 8), math.ceil(images.shape[-1] / 8))
         levels = [F.normalize(F.interpolate(f, size=size, mode="bilinear", align_corners=False), dim=1)
-                  for f in features]
+                  for f, stride in zip(features, self.backbone.strides) if stride >= 8]
         return F.normalize(torch.cat(levels, dim=1), dim=1)
 
     def feature_dim(self, kind: str) -> int:
         """Width of `forward` ("embedding") or of `backbone_features` ("backbone")."""
-        return self.embedding.out_channels if kind == "embedding" else sum(self.backbone.channels)
+        if kind == "embedding":
+            return self.embedding.out_channels
+        return sum(c for c, s in zip(self.backbone.channels, self.backbone.strides) if s >= 8)
 
     def head_parameters(self):
         """Parameters trained with the larger learning rate (everything but the pretrained backbone)."""
         return [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
 
 
-def build_model(model_cfg: dict, imagenet: bool = False) -> SegSortNet:
-    model = SegSortNet(model_cfg["backbone"], model_cfg["embedding_dim"], model_cfg["decoder_channels"])
-    model.config = dict(model_cfg)  # saved with the weights, so a checkpoint rebuilds its own network
+def network_config(model_params: dict, head: str, num_classes: int) -> dict:
+    """The full network description saved in a checkpoint: params.yaml `model` plus the head."""
+    return {**model_params, "head": head, "num_classes": num_classes}
+
+
+def build_model(config: dict, imagenet: bool = False) -> SegmentationNet:
+    model = SegmentationNet(config)
     if imagenet:
-        load_imagenet_weights(model.backbone)
+        model.backbone.load_imagenet()
     return model
+
+
+def load_compatible_weights(model: SegmentationNet, state: dict) -> list[str]:
+    """Copy `state` into `model` where names and shapes agree (backbone, decoder, and the head when
+    the checkpoint has the same head). Returns the names left at their fresh initialisation, which
+    may only be the model's head: a different backbone or decoder is an error."""
+    own = model.state_dict()
+    fresh = [name for name in own if name not in state or state[name].shape != own[name].shape]
+    foreign = [name for name in fresh if not name.startswith(("embedding.", "classifier."))]
+    if foreign:
+        raise ValueError(f"checkpoint does not fit this network: {foreign[:5]} ...")
+    model.load_state_dict({name: value for name, value in state.items() if name in own and name not in fresh},
+                          strict=False)
+    return fresh

@@ -43,12 +43,9 @@ class InvertedResidual(nn.Module):
 
 
 class EfficientNetLite0(nn.Module):
-    """Returns the features at strides 8, 16 and 32 (40, 112 and 320 channels)."""
+    """Returns the features at strides 4, 8, 16 and 32 (24, 40, 112 and 320 channels)."""
 
-    channels = (40, 112, 320)
-    # RGB in [0, 255] is normalised with these (the checkpoint's training normalisation).
-    mean = (0.485 * 255, 0.456 * 255, 0.406 * 255)
-    std = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+    channels = (24, 40, 112, 320)
 
     def __init__(self):
         super().__init__()
@@ -60,11 +57,11 @@ class EfficientNetLite0(nn.Module):
                 blocks.append(InvertedResidual(in_ch, out_ch, expand, kernel, stride if i == 0 else 1))
                 in_ch = out_ch
         self._blocks = nn.ModuleList(blocks)
-        self.taps = {4: 0, 10: 1, 15: 2}  # block index -> position of its output in the returned tuple
+        self.taps = {2: 0, 4: 1, 10: 2, 15: 3}  # block index -> position of its output in the returned tuple
 
     def forward(self, x):
         x = F.relu6(self._bn0(self._conv_stem(x)))
-        features = [None, None, None]
+        features = [None] * len(self.taps)
         for i, block in enumerate(self._blocks):
             x = block(x)
             if i in self.taps:

@@ -2,7 +2,7 @@ rule imagenet_model:
     output:
         f"{DATA}/models/imagenet/model.pt",
     params:
-        tracked=params_of("seed", "model"),
+        tracked=params_of("dataset", "seed", "model"),
     log:
         f"{DATA}/logs/imagenet_model.log",
     shell:
