@@ -70,7 +70,7 @@ class MemoryBank:
     def state(self) -> list:
         return [(p, l) for p, l in self.batches]
 
-    def load_state(self, batches: list) -> None:
+    def load_state(self, batches: list, device: torch.device | None = None) -> None:
         self.batches.clear()
         for prototypes, labels in batches:
-            self.batches.append((prototypes, labels))
+            self.batches.append((prototypes.to(device), None if labels is None else labels.to(device)))

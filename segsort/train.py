@@ -9,17 +9,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from segsort.checkpoint import load_checkpoint, save_checkpoint
 from segsort.clustering import cluster_pixels, compact_ids, partition_by_labels, segment_means
 from segsort.data.voc import VOCLayout, augment, check_split
+from segsort.distributed import all_sum, gather_rows, rank_and_size, share_of_global_mean
 from segsort.io import IGNORE_LABEL, atomic_path
 from segsort.losses import MemoryBank, vmf_loss, vmf_n_loss
 
@@ -37,13 +41,16 @@ def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> lis
     return indices
 
 
-def step_seed(seed: int, step: int) -> int:
-    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
 
 
-def make_batch(dataset: VOCLayout, indices: list[int], step: int, seed: int, crop: int, optim_cfg: dict):
+def make_batch(dataset: VOCLayout, indices: list[int], step: int, seed: int, crop: int, optim_cfg: dict,
+               first_slot: int = 0):
+    """Augmented crops of the given images. Slot s of step t is augmented from (seed, t, s): the
+    same whether one process makes the whole batch or each process its slice (from `first_slot`)."""
     images, labels, segments, locations, ids = [], [], [], [], []
-    for slot, index in enumerate(indices):
+    for slot, index in enumerate(indices, start=first_slot):
         sample = dataset[index]
         rng = np.random.default_rng([seed, step, slot, 1])
         image, label, segment, location = augment(sample, rng, crop, optim_cfg["min_scale"], optim_cfg["max_scale"])
@@ -66,8 +73,23 @@ def to_embedding_grid(maps: torch.Tensor, size) -> torch.Tensor:
     return x[:, 0].long() if squeeze else x
 
 
+def mean_over_batch(outputs: torch.Tensor, count: int, local_mean):
+    """The loss of the whole batch from this process's `count` items (pixels) and their mean loss
+    (a callable, not called when count is 0). None when the batch, on every process, has no item.
+
+    In one process this is local_mean() itself. Under DDP it is this process's share of the mean over
+    all processes (see segsort.distributed); a process without items contributes a zero that still
+    touches every parameter, as DDP needs every process to produce every gradient.
+    """
+    global_count = all_sum(torch.tensor(count, device=outputs.device))
+    if global_count == 0:
+        return None
+    loss = local_mean() if count else outputs.sum() * 0
+    return share_of_global_mean(loss, count, global_count)
+
+
 def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, bank: MemoryBank):
-    """Algorithm 1: k-means per image, partition by labels, prototypes over the batch, vMF-N loss."""
+    """Algorithm 1: k-means per image, partition by labels, prototypes over the (global) batch, vMF-N loss."""
     grid, iterations = tuple(segsort_cfg["grid"]), segsort_cfg["kmeans_iterations"]
     pixels, segment_ids, pixel_labels, segment_labels, offset = [], [], [], [], 0
     for emb, lab, loc in zip(embeddings, labels, locations):
@@ -81,19 +103,21 @@ def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, ban
         pixel_labels.append(lab[valid])
         segment_labels.append(seg_labels)
         offset += len(seg_labels)
-    if not pixels:
-        return None
-    pixels, segment_ids = torch.cat(pixels), torch.cat(segment_ids)
-    pixel_labels, segment_labels = torch.cat(pixel_labels), torch.cat(segment_labels)
-    prototypes = segment_means(pixels, segment_ids, offset)
-    loss = vmf_n_loss(pixels, segment_ids, pixel_labels, prototypes, segment_labels, segsort_cfg["kappa"],
-                      bank.prototypes(), bank.labels())
-    bank.push(prototypes, segment_labels)
+    pixels = torch.cat(pixels) if pixels else embeddings.new_zeros(0, embeddings.shape[1])
+    segment_ids = torch.cat(segment_ids) if segment_ids else labels.new_zeros(0)
+    pixel_labels = torch.cat(pixel_labels) if pixel_labels else labels.new_zeros(0)
+    segment_labels = torch.cat(segment_labels) if segment_labels else labels.new_zeros(0)
+    prototypes, start = gather_rows(segment_means(pixels, segment_ids, offset))
+    prototype_labels, _ = gather_rows(segment_labels)
+    loss = mean_over_batch(embeddings, len(pixels), lambda: vmf_n_loss(
+        pixels, segment_ids + start, pixel_labels, prototypes, prototype_labels, segsort_cfg["kappa"],
+        bank.prototypes(), bank.labels()))
+    bank.push(prototypes, prototype_labels)
     return loss
 
 
 def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank):
-    """Eq. 8 with the pseudo-segments as the segments, prototypes over the whole batch."""
+    """Eq. 8 with the pseudo-segments as the segments, prototypes over the whole (global) batch."""
     pixels, segment_ids, offset = [], [], 0
     for emb, seg in zip(embeddings, segments):
         valid = seg != IGNORE_LABEL
@@ -103,21 +127,36 @@ def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank):
         pixels.append(emb[:, valid].T)
         segment_ids.append(ids + offset)
         offset += int(ids.max()) + 1
-    if not pixels:
-        return None
-    pixels, segment_ids = torch.cat(pixels), torch.cat(segment_ids)
-    prototypes = segment_means(pixels, segment_ids, offset)
-    loss = vmf_loss(pixels, segment_ids, prototypes, segsort_cfg["kappa"], bank.prototypes())
+    pixels = torch.cat(pixels) if pixels else embeddings.new_zeros(0, embeddings.shape[1])
+    segment_ids = torch.cat(segment_ids) if segment_ids else segments.new_zeros(0)
+    prototypes, start = gather_rows(segment_means(pixels, segment_ids, offset))
+    loss = mean_over_batch(embeddings, len(pixels), lambda: vmf_loss(
+        pixels, segment_ids + start, prototypes, segsort_cfg["kappa"], bank.prototypes()))
     bank.push(prototypes)
     return loss
 
 
 def softmax_loss(logits, labels):
     """The baseline: pixel-wise cross-entropy, logits upsampled bilinearly to the crop, ignore pixels skipped."""
-    if not (labels != IGNORE_LABEL).any():
-        return None
     logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-    return F.cross_entropy(logits, labels, ignore_index=IGNORE_LABEL)
+    return mean_over_batch(logits, int((labels != IGNORE_LABEL).sum()),
+                           lambda: F.cross_entropy(logits, labels, ignore_index=IGNORE_LABEL))
+
+
+def objective_loss(model, objective: str, images, labels, segments, locations, num_classes: int,
+                   segsort_cfg: dict, bank: MemoryBank, autocast: bool = False):
+    """The network's output on a batch and the loss of `objective` on it (None if every pixel is ignore).
+    autocast: run the network in bfloat16 (GPU mixed precision); the loss is computed in float32."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=autocast):
+        outputs = model(images)
+    outputs = outputs.float()
+    size = outputs.shape[-2:]
+    if objective == "softmax":
+        return softmax_loss(outputs, labels)
+    if objective == "supervised":
+        return supervised_loss(outputs, to_embedding_grid(labels, size), to_embedding_grid(locations, size),
+                               num_classes, segsort_cfg, bank)
+    return unsupervised_loss(outputs, to_embedding_grid(segments, size), segsort_cfg, bank)
 
 
 def make_optimizer(model, lr: float, optim_cfg: dict) -> torch.optim.SGD:
@@ -142,14 +181,26 @@ def config_digest(config: dict) -> str:
 
 
 def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: dict, segsort_cfg: dict,
-          seed: int, log_path: Path, resume_path: Path, checkpoint_every: int, config: dict) -> None:
+          seed: int, log_path: Path, resume_path: Path, checkpoint_every: int, config: dict, *,
+          device: torch.device = torch.device("cpu"), mixed_precision: bool = False,
+          tensorboard_dir: Path | None = None) -> None:
     """Train `model` in place, writing a per-step log to `log_path`; resumable from `resume_path`.
 
     objective: "supervised" (vMF-N on labels), "unsupervised" (vMF on pseudo-segments) or "softmax".
     `config` (everything that defines the run) is hashed so a stale resume state is never used.
+    Under torchrun every process takes its slice of each step's batch (see segsort.distributed);
+    process 0 alone writes the log, the checkpoints and the TensorBoard events.
+    mixed_precision: the network runs in bfloat16 autocast on a GPU; the losses stay in float32.
     """
     check_split(dataset)
+    rank, world_size = rank_and_size()
     steps, batch_size, crop = schedule["steps"], schedule["batch_size"], schedule["crop"]
+    if batch_size % world_size:
+        raise ValueError(f"batch size {batch_size} does not split over {world_size} processes")
+    per_process = batch_size // world_size
+    model.to(device)
+    if world_size > 1 and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics of the global batch
     optimizer = make_optimizer(model, schedule["lr"], optim_cfg)
     bank = MemoryBank(segsort_cfg["memory_batches"])
     digest = config_digest(config)
@@ -159,48 +210,56 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
         if state["digest"] == digest:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            bank.load_state(state["bank"])
+            bank.load_state(state["bank"], device)
             start, log_rows = state["step"], state["log"]
             print(f"resuming from step {start} ({resume_path})")
+    network = model if world_size == 1 else DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast = mixed_precision and device.type == "cuda"
+    writer = SummaryWriter(tensorboard_dir, purge_step=start) if tensorboard_dir and rank == 0 else None
 
     model.train()
-    progress = tqdm(range(start, steps), initial=start, total=steps, desc=log_path.parent.name, mininterval=5)
+    progress = tqdm(range(start, steps), initial=start, total=steps, desc=log_path.parent.name, mininterval=5,
+                    disable=rank != 0)
     for step in progress:
         tic = time.perf_counter()
         lr = poly_lr(schedule["lr"], step, steps, optim_cfg["poly_power"])
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_multiplier"]
-        indices = batch_indices(step, batch_size, len(dataset), seed)
-        images, labels, segments, locations, ids = make_batch(dataset, indices, step, seed, crop, optim_cfg)
-        torch.manual_seed(step_seed(seed, step))  # dropout draws, reproducible on resume
-        outputs = model(images)
-        size = outputs.shape[-2:]
-        if objective == "softmax":
-            loss = softmax_loss(outputs, labels)
-        elif objective == "supervised":
-            loss = supervised_loss(outputs, to_embedding_grid(labels, size), to_embedding_grid(locations, size),
-                                   dataset.num_classes, segsort_cfg, bank)
-        else:
-            loss = unsupervised_loss(outputs, to_embedding_grid(segments, size), segsort_cfg, bank)
+        first = rank * per_process
+        indices = batch_indices(step, batch_size, len(dataset), seed)[first:first + per_process]
+        batch = make_batch(dataset, indices, step, seed, crop, optim_cfg, first_slot=first)
+        images, labels, segments, locations = (None if x is None else x.to(device) for x in batch[:4])
+        torch.manual_seed(step_seed(seed, step, rank))  # dropout draws, reproducible on resume
+        loss = objective_loss(network, objective, images, labels, segments, locations, dataset.num_classes,
+                              segsort_cfg, bank, autocast)
         if loss is None:  # every pixel of every crop was ignore: nothing to learn from
             continue
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {step} on images {ids}; "
+        batch_loss = all_sum(loss.detach()).item() / world_size
+        if not math.isfinite(batch_loss):
+            raise NonFiniteLoss(f"non-finite loss ({batch_loss}) at step {step} on images {batch[4]}; "
                                 f"the last good state is kept in {resume_path}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         seconds = time.perf_counter() - tic
-        log_rows.append({"step": step + 1, "loss": round(loss.item(), 6), "lr": lr,
-                         "images_per_second": round(batch_size / seconds, 3)})
-        progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+        row = {"step": step + 1, "loss": round(batch_loss, 6), "lr": lr,
+               "images_per_second": round(batch_size / seconds, 3)}
+        log_rows.append(row)
+        progress.set_postfix(loss=f"{batch_loss:.3f}", refresh=False)
+        if writer:
+            for key in ("loss", "lr", "images_per_second"):
+                writer.add_scalar(key, row[key], step + 1)
+        if rank == 0 and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             save_checkpoint(resume_path, {"digest": digest, "step": step + 1, "model": model.state_dict(),
                                           "optimizer": optimizer.state_dict(), "bank": bank.state(),
                                           "log": log_rows})
+    if writer:
+        writer.close()
     if not log_rows:
         raise RuntimeError(f"{log_path.parent.name}: every crop was ignore, nothing was trained")
-    write_log(log_path, log_rows)
+    if rank == 0:
+        write_log(log_path, log_rows)
 
 
 def write_log(path: Path, rows: list[dict]) -> None:

@@ -1,9 +1,14 @@
-"""Stage: train one SegSort run of params.yaml (supervised_runs or unsupervised_runs)."""
+"""Stage: train one SegSort run of params.yaml (supervised_runs or unsupervised_runs).
+
+Runs as one process, or as several under torchrun (params.yaml `train_launcher`): data parallel, one
+process per GPU, the SegSort loss over the prototypes of the global batch (segsort/distributed.py).
+"""
 from pathlib import Path
 
 from segsort.checkpoint import load_model, save_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
+from segsort.distributed import rank_and_size, setup_from_environment
 from segsort.stage import load_params, parser, setup_torch, stage_main
 from segsort.train import train
 
@@ -17,9 +22,11 @@ def main():
     p.add_argument("--segments", type=Path, help="pseudo-segment folder (unsupervised runs)")
     p.add_argument("--model-out", required=True, type=Path, help="trained model checkpoint to write")
     p.add_argument("--train-log", required=True, type=Path, help="per-step training log (CSV) to write")
+    p.add_argument("--tensorboard", required=True, type=Path, help="folder for the TensorBoard events")
     args = p.parse_args()
     params = load_params(args.params)
     setup_torch(params)
+    device = setup_from_environment()
 
     if args.run in params["supervised_runs"]:
         objective, run = "supervised", params["supervised_runs"][args.run]
@@ -37,13 +44,16 @@ def main():
     schedule = params["schedules"][run["schedule"]]
     # Everything that decides the result: a resume state made with anything else is ignored.
     config = {"run": run, "objective": objective, "schedule": schedule, "optimizer": params["optimizer"],
-              "segsort": params["segsort"], "seed": params["seed"], "init": str(args.init)}
+              "segsort": params["segsort"], "seed": params["seed"], "init": str(args.init),
+              "mixed_precision": params["mixed_precision"]}
     resume = args.model_out.parent.parent / "resume" / f"{args.run}.pt"
     train(model, dataset, objective, schedule, params["optimizer"], params["segsort"], params["seed"],
           log_path=args.train_log, resume_path=resume,
-          checkpoint_every=params["checkpoint_every"], config=config)
-    save_model(args.model_out, model, args.run)
-    resume.unlink(missing_ok=True)
+          checkpoint_every=params["checkpoint_every"], config=config, device=device,
+          mixed_precision=params["mixed_precision"], tensorboard_dir=args.tensorboard)
+    if rank_and_size()[0] == 0:
+        save_model(args.model_out, model, args.run)
+        resume.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_datase
     init = tmp_path / "init.pt"
     assert run_stage([REPO / "stages/imagenet_model.py", "--out", init], tmp_path).returncode == 0
     result = run_stage([REPO / "stages/train.py", "--run", "sup_train", "--init", init, "--dataset-root", root,
-                        "--model-out", tmp_path / "out/model.pt", "--train-log", tmp_path / "out/log.csv"], tmp_path)
+                        "--model-out", tmp_path / "out/model.pt", "--train-log", tmp_path / "out/log.csv",
+                        "--tensorboard", tmp_path / "out/tensorboard"], tmp_path)
     assert result.returncode == 1
     assert f"error: {root}/JPEGImages/{first_id}.jpg: cannot decode image" in result.stderr
     assert not (tmp_path / "out" / "model.pt").exists() and not (tmp_path / "out" / "log.csv").exists()

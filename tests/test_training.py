@@ -43,10 +43,10 @@ def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkey
 
     make_batch = training.make_batch
 
-    def crash_at_step_3(dataset, indices, step, *args):
+    def crash_at_step_3(dataset, indices, step, *args, **kwargs):
         if step == 3:
             raise KeyboardInterrupt("killed")
-        return make_batch(dataset, indices, step, *args)
+        return make_batch(dataset, indices, step, *args, **kwargs)
 
     monkeypatch.setattr(training, "make_batch", crash_at_step_3)
     with pytest.raises(KeyboardInterrupt):

@@ -53,7 +53,7 @@ class SegmentationNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.decoder(self.backbone(self.normalise(images)))
         if self.config["head"] == "segsort":
-            return F.normalize(self.embedding(x), dim=1)
+            return F.normalize(self.embedding(x).float(), dim=1)  # unit vectors in float32, even under autocast
         return self.classifier(x)
 
     @torch.no_grad()

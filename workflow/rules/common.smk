@@ -1,7 +1,7 @@
 from functools import reduce
 
 DATA = f"data/{config['dataset']}"
-TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "optimizer", "segsort")
+TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", "segsort")
 BANK_PARAMS = ("threads", "segsort", "evaluation.bank_split")
 EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", "evaluation.knn_k")
 

@@ -17,6 +17,7 @@ rule train_unsupervised:
     output:
         model=f"{DATA}/models/{{run}}/model.pt",
         train_log=f"{DATA}/models/{{run}}/train_log.csv",
+        tensorboard=directory(f"{DATA}/logs/tensorboard/{{run}}"),
     wildcard_constraints:
         run=one_of(config["unsupervised_runs"]),
     params:
@@ -25,8 +26,9 @@ rule train_unsupervised:
     log:
         f"{DATA}/logs/train_unsupervised/{{run}}.log",
     shell:
-        "python stages/train.py --run {wildcards.run} --init {input.init} --dataset-root {input.dataset}"
-        " --segments {input.segments} --model-out {output.model} --train-log {output.train_log} --log {log}"
+        config["train_launcher"] + " stages/train.py --run {wildcards.run} --init {input.init}"
+        " --dataset-root {input.dataset} --segments {input.segments} --model-out {output.model}"
+        " --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
 
 
 rule train_supervised:
@@ -36,6 +38,7 @@ rule train_supervised:
     output:
         model=f"{DATA}/models/{{run}}/model.pt",
         train_log=f"{DATA}/models/{{run}}/train_log.csv",
+        tensorboard=directory(f"{DATA}/logs/tensorboard/{{run}}"),
     wildcard_constraints:
         run=one_of(config["supervised_runs"]),
     params:
@@ -44,5 +47,6 @@ rule train_supervised:
     log:
         f"{DATA}/logs/train_supervised/{{run}}.log",
     shell:
-        "python stages/train.py --run {wildcards.run} --init {input.init} --dataset-root {input.dataset}"
-        " --model-out {output.model} --train-log {output.train_log} --log {log}"
+        config["train_launcher"] + " stages/train.py --run {wildcards.run} --init {input.init}"
+        " --dataset-root {input.dataset} --model-out {output.model}"
+        " --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
