@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from segsort.data import class_names
 from segsort.data.tiny import generate_tiny_dataset
 from segsort.data.voc import VOCLayout
 from segsort.losses import MemoryBank
 from segsort.models import build_model, network_config
+from segsort.stage import load_params
 from segsort.train import batch_indices, make_batch, make_optimizer, objective_loss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
 
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = load_params(REPO / "params.yaml")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "tiny"

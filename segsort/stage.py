@@ -14,10 +14,22 @@ from segsort.io import DataError
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
+    """params.yaml, with the active preset's sections (`segsort`, `schedules`) at the top level."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: parameter file is missing")
-    return yaml.safe_load(path.read_text())
+    return with_active_preset(yaml.safe_load(path.read_text()), path)
+
+
+def with_active_preset(params: dict, source: str | Path = "params") -> dict:
+    """A copy of the parameters with the sections of the preset that `preset` names at the top level."""
+    if params.get("preset") not in params.get("presets", {}):
+        raise DataError(f"{source}: preset {params.get('preset')!r} is not one of presets "
+                        f"{sorted(params.get('presets', {}))}")
+    clashes = set(params) & set(params["presets"][params["preset"]])
+    if clashes:
+        raise DataError(f"{source}: {sorted(clashes)} belong inside a preset, not at the top level")
+    return {**params, **params["presets"][params["preset"]]}
 
 
 class _Tee(io.TextIOBase):

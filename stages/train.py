@@ -9,6 +9,7 @@ from segsort.checkpoint import load_model, save_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.distributed import rank_and_size, setup_from_environment
+from segsort.io import DataError
 from segsort.stage import load_params, parser, setup_torch, stage_main
 from segsort.train import train
 
@@ -41,6 +42,9 @@ def main():
                         with_labels=objective == "supervised",
                         segments_dir=args.segments if objective == "unsupervised" else None)
     model = load_model(args.init)
+    if run["schedule"] not in params["schedules"]:
+        raise DataError(f"run {args.run!r} needs schedule {run['schedule']!r}, which preset "
+                        f"{params['preset']!r} does not define")
     schedule = params["schedules"][run["schedule"]]
     # Everything that decides the result: a resume state made with anything else is ignored.
     config = {"run": run, "objective": objective, "schedule": schedule, "optimizer": params["optimizer"],

@@ -5,13 +5,21 @@ import pytest
 import yaml
 
 from segsort.data.tiny import generate_tiny_dataset
+from segsort.stage import with_active_preset
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def params() -> dict:
+def params_file() -> dict:
+    """params.yaml as written (presets not applied): what a test writes out for a stage to read."""
     return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def params(params_file) -> dict:
+    """params.yaml as the stages read it (the active preset's sections at the top level)."""
+    return with_active_preset(params_file)
 
 
 @pytest.fixture(scope="session")
@@ -24,10 +32,16 @@ def small_dataset(tmp_path_factory, params) -> Path:
 
 
 @pytest.fixture
-def small_params(params) -> dict:
-    """params.yaml with a schedule small enough for unit tests."""
-    p = copy.deepcopy(params)
-    for schedule in p["schedules"].values():
+def small_params_file(params_file) -> dict:
+    """params.yaml with schedules small enough for unit tests, as written."""
+    p = copy.deepcopy(params_file)
+    for schedule in p["presets"][p["preset"]]["schedules"].values():
         schedule.update(steps=4, batch_size=2, crop=64)
     p["checkpoint_every"] = 2
     return p
+
+
+@pytest.fixture
+def small_params(small_params_file) -> dict:
+    """The same, as the stages read it."""
+    return with_active_preset(small_params_file)

@@ -3,14 +3,17 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from segsort.io import DataError, read_id_list, read_image, read_label_map, write_label_png
+from segsort.stage import load_params
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_corrupt_and_missing_images_are_named(tmp_path):
@@ -50,14 +53,13 @@ def run_stage(args, cwd):
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
-def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_dataset, tmp_path, small_params):
-    import yaml
+def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_dataset, tmp_path, small_params_file):
 
     root = tmp_path / "dataset"
     shutil.copytree(small_dataset, root)
     first_id = (root / "ImageSets/Segmentation/train.txt").read_text().split()[1]
     (root / "JPEGImages" / f"{first_id}.jpg").write_bytes(b"garbage")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params_file))
     init = tmp_path / "init.pt"
     assert run_stage([REPO / "stages/imagenet_model.py", "--out", init], tmp_path).returncode == 0
     result = run_stage([REPO / "stages/train.py", "--run", "sup_train", "--init", init, "--dataset-root", root,
@@ -71,3 +73,14 @@ def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_datase
 def test_missing_params_file_is_named(tmp_path):
     result = run_stage([REPO / "stages/imagenet_model.py", "--params", "nowhere.yaml", "--out", "m.pt"], tmp_path)
     assert result.returncode == 1 and "nowhere.yaml: parameter file is missing" in result.stderr
+
+
+def test_params_name_an_existing_preset_and_keep_its_sections_inside_it(tmp_path, params_file):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({**params_file, "preset": "voc2007"}))
+    with pytest.raises(DataError, match=r"preset 'voc2007' is not one of presets \['cityscapes', 'tiny', 'voc2012'\]"):
+        load_params(path)
+    path.write_text(yaml.safe_dump({**params_file, "segsort": {"kappa": 5.0}}))
+    with pytest.raises(DataError, match=r"\['segsort'\] belong inside a preset"):
+        load_params(path)
+    assert load_params(REPO / "params.yaml")["schedules"] == params_file["presets"]["tiny"]["schedules"]

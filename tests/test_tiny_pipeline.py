@@ -75,7 +75,7 @@ ROW1 = {"prototype_bank_pseudo_segments@imagenet", "metrics_pseudo_segments@imag
 
 @pytest.mark.parametrize("key, value, expected", [
     ("evaluation.knn_k", 5, KMEANS_METRICS | {"metrics_pseudo_segments@imagenet", "table3"}),
-    ("schedules.finetune.steps", 60, {"train_supervised@sup_train_aug_then_train", "table3",
+    ("presets.tiny.schedules.finetune.steps", 60, {"train_supervised@sup_train_aug_then_train", "table3",
                                       "prototype_bank_kmeans@sup_train_aug_then_train",
                                       "metrics_kmeans@sup_train_aug_then_train"}),
     ("pseudo_segments.max_regions", 40, {"pseudo_segments", "table3"} | UNSUPERVISED_DOWNSTREAM | ROW1),

@@ -1,8 +1,9 @@
 from functools import reduce
 
 DATA = f"data/{config['dataset']}"
-TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", "segsort")
-BANK_PARAMS = ("threads", "segsort", "evaluation.bank_split")
+PRESET = f"presets.{config['preset']}"
+TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", f"{PRESET}.segsort")
+BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split")
 EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", "evaluation.knn_k")
 
 
@@ -22,7 +23,7 @@ def run_params(group):
 
     def tracked(wildcards):
         schedule = config[group][wildcards.run]["schedule"]
-        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"schedules.{schedule}")
+        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"{PRESET}.schedules.{schedule}")
 
     return tracked
 
