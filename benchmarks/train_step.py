@@ -28,17 +28,6 @@ from segsort.stage import load_params
 from segsort.train import batch_indices, make_batch, make_optimizer, objective_loss
 
 REPO = Path(__file__).resolve().parents[1]
-NETWORKS = {
-    "lite0_pyramid": {"backbone": "efficientnet_lite0", "output_stride": 32, "decoder": "pyramid",
-                      "decoder_channels": 128},
-    "deeplabv3plus_mobilenetv2": {"backbone": "mobilenet_v2", "output_stride": 16, "decoder": "deeplabv3plus",
-                                  "decoder_channels": 256},
-    "deeplabv3plus_resnet101": {"backbone": "resnet101", "output_stride": 16, "decoder": "deeplabv3plus",
-                                "decoder_channels": 256},
-    "pspnet_resnet101": {"backbone": "resnet101", "output_stride": 8, "decoder": "pspnet", "decoder_channels": 512},
-}
-
-
 # Labelled images of PASCAL VOC's sizes (sides of 375 to 500 pixels), generated like the tiny dataset.
 IMAGES = {"num_train": 16, "num_train_aug": 16, "num_val": 1, "min_size": 375, "max_size": 500}
 
@@ -52,7 +41,7 @@ def time_steps(objective: str, args, params: dict, dataset: VOCLayout, device: t
     """Median seconds per training step over args.steps steps, after args.warmup untimed ones."""
     head = "softmax" if objective == "softmax" else "segsort"
     torch.manual_seed(0)
-    model = build_model(network_config({**NETWORKS[args.network], "embedding_dim": 32}, head,
+    model = build_model(network_config(params["networks"][args.network], head, params["embedding_dim"],
                                        dataset.num_classes)).to(device).train()
     optimizer = make_optimizer(model, 1e-3, params["optimizer"])
     bank = MemoryBank(params["segsort"]["memory_batches"])
@@ -76,7 +65,7 @@ def time_steps(objective: str, args, params: dict, dataset: VOCLayout, device: t
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--network", choices=sorted(NETWORKS), default="lite0_pyramid")
+    parser.add_argument("--network", default="lite0_pyramid", help="a network of params.yaml `networks`")
     parser.add_argument("--crop", type=int, default=160)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per objective")
@@ -84,6 +73,8 @@ def main():
     args = parser.parse_args()
 
     params = load_params(REPO / "params.yaml")
+    if args.network not in params["networks"]:
+        parser.error(f"--network must be one of {sorted(params['networks'])}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "tiny"

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from segsort.io import DataError, atomic_path
-from segsort.models import SegmentationNet, build_model
+from segsort.models import SegmentationNet, build_model, load_compatible_weights
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -34,6 +34,18 @@ def load_model(path: str | Path) -> SegmentationNet:
     model = build_model(state["model_config"])
     model.load_state_dict(state["model"])
     return model.eval()
+
+
+def load_model_with_head(path: str | Path, head: str, network: dict) -> tuple[SegmentationNet, list[str]]:
+    """The checkpoint's network, which must be `network`, with a `head` head: the checkpoint's weights
+    wherever they fit, a fresh head if the checkpoint's is of the other kind. Returns the model and the
+    names of its freshly initialised tensors."""
+    state = load_checkpoint(path)
+    config = state["model_config"]
+    if any(config.get(key) != value for key, value in network.items()):
+        raise DataError(f"{path}: checkpoint of network {config}, not {network}")
+    model = build_model({**config, "head": head})
+    return model, load_compatible_weights(model, state["model"])
 
 
 def file_sha256(path: str | Path) -> str:

@@ -22,6 +22,13 @@ def pixel_features(model, image: np.ndarray, kind: str) -> torch.Tensor:
         return F.normalize(features[0], dim=0)
 
 
+def class_scores(model, image: np.ndarray) -> torch.Tensor:
+    """A softmax-head model's class scores (C, H, W), upsampled bilinearly to the image."""
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    with torch.inference_mode():
+        return F.interpolate(model(x), size=image.shape[:2], mode="bilinear", align_corners=False)[0]
+
+
 def segment_image(features: torch.Tensor, segsort_cfg: dict, pseudo_segments: np.ndarray | None = None):
     """(H, W) segment ids 0..S-1: spherical k-means with location features, or the given pseudo-segments."""
     if pseudo_segments is not None:

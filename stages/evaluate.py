@@ -1,12 +1,13 @@
-"""Stage: kNN segmentation of the evaluation split against a prototype bank; mIoU and per-class IoU."""
+"""Stage: segment the evaluation split and score it (mIoU, per-class IoU): a SegSort model by kNN against
+its prototype bank, a softmax model by the arg max of its class scores."""
 from pathlib import Path
 
 from segsort.bank import bank_identity, read_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.evaluate import evaluate
-from segsort.io import write_json
+from segsort.evaluate import evaluate, evaluate_softmax
+from segsort.io import DataError, write_json
 from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_main
 
 
@@ -14,19 +15,26 @@ from segsort.stage import add_segmentation_arguments, load_params, parser, setup
 def main():
     p = parser(__doc__)
     add_segmentation_arguments(p)
-    p.add_argument("--bank", required=True, type=Path, help="HDF5 prototype bank of the same model")
+    p.add_argument("--bank", type=Path, help="HDF5 prototype bank of the same model (SegSort models)")
     p.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     args = p.parse_args()
     params = load_params(args.params)
     setup_torch(params)
     names = class_names(params["dataset"])
     model = load_model(args.model)
-    bank = read_bank(args.bank, expect={**bank_identity(args.model, args.features, args.segments, params["dataset"]),
-                                        "feature_dim": model.feature_dim(args.features)})
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names),
                         segments_dir=args.segments)
-    scores = evaluate(model, dataset, bank, args.features, params["segsort"],
-                      params["evaluation"]["knn_k"])
+    softmax = model.config["head"] == "softmax"
+    if softmax == (args.bank is not None):
+        raise DataError(f"{args.model}: a {model.config['head']} model is evaluated "
+                        f"{'without' if softmax else 'with'} --bank")
+    if softmax:
+        scores = evaluate_softmax(model, dataset)
+    else:
+        bank = read_bank(args.bank, expect={**bank_identity(args.model, args.features, args.segments,
+                                                            params["dataset"]),
+                                            "feature_dim": model.feature_dim(args.features)})
+        scores = evaluate(model, dataset, bank, args.features, params["segsort"], params["evaluation"]["knn_k"])
     scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
     write_json(args.out, {"model": args.model.parent.name, "split": dataset.split, **scores})
     print(f"{args.out}: mIoU {100 * scores['miou']:.2f}")

@@ -1,8 +1,10 @@
-"""Stage: the starting model: ImageNet-pretrained backbone, freshly initialised decoder and SegSort head."""
+"""Stage: the starting model of a network: ImageNet backbone (or a fresh one where the preset's
+`imagenet_backbones` does not list it), freshly initialised decoder and SegSort head."""
 from pathlib import Path
 
 from segsort.checkpoint import save_model
 from segsort.data import class_names
+from segsort.io import DataError
 from segsort.models import build_model, network_config
 from segsort.stage import load_params, parser, setup_torch, stage_main
 
@@ -10,12 +12,18 @@ from segsort.stage import load_params, parser, setup_torch, stage_main
 @stage_main
 def main():
     p = parser(__doc__)
+    p.add_argument("--network", required=True, help="name of the network in params.yaml `networks`")
     p.add_argument("--out", required=True, type=Path, help="model checkpoint to write")
     args = p.parse_args()
     params = load_params(args.params)
     setup_torch(params)
-    config = network_config(params["model"], "segsort", len(class_names(params["dataset"])))
-    save_model(args.out, build_model(config, imagenet=True), "imagenet")
+    if args.network not in params["networks"]:
+        raise DataError(f"{args.params}: network {args.network!r} is not one of {sorted(params['networks'])}")
+    network = params["networks"][args.network]
+    config = network_config(network, "segsort", params["embedding_dim"], len(class_names(params["dataset"])))
+    imagenet = network["backbone"] in params["imagenet_backbones"]
+    print(f"{args.network}: {'ImageNet' if imagenet else 'randomly initialised'} {network['backbone']} backbone")
+    save_model(args.out, build_model(config, imagenet=imagenet), f"imagenet_{args.network}")
 
 
 if __name__ == "__main__":

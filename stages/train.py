@@ -1,17 +1,21 @@
-"""Stage: train one SegSort run of params.yaml (supervised_runs or unsupervised_runs).
+"""Stage: train one run of params.yaml: supervised_runs (SegSort, vMF-N), unsupervised_runs (SegSort,
+vMF on pseudo-segments) or softmax_runs (the cross-entropy baseline).
 
 Runs as one process, or as several under torchrun (params.yaml `train_launcher`): data parallel, one
 process per GPU, the SegSort loss over the prototypes of the global batch (segsort/distributed.py).
 """
 from pathlib import Path
 
-from segsort.checkpoint import load_model, save_model
+from segsort.checkpoint import load_model_with_head, save_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.distributed import rank_and_size, setup_from_environment
 from segsort.io import DataError
 from segsort.stage import load_params, parser, setup_torch, stage_main
 from segsort.train import train
+
+
+OBJECTIVES = {"supervised_runs": "supervised", "unsupervised_runs": "unsupervised", "softmax_runs": "softmax"}
 
 
 @stage_main
@@ -29,19 +33,20 @@ def main():
     setup_torch(params)
     device = setup_from_environment()
 
-    if args.run in params["supervised_runs"]:
-        objective, run = "supervised", params["supervised_runs"][args.run]
-    elif args.run in params["unsupervised_runs"]:
-        objective, run = "unsupervised", params["unsupervised_runs"][args.run]
-    else:
-        raise RuntimeError(f"run {args.run!r} is in neither supervised_runs nor unsupervised_runs")
+    groups = [group for group in OBJECTIVES if args.run in params[group]]
+    if len(groups) != 1:
+        raise DataError(f"run {args.run!r} must be in exactly one of {list(OBJECTIVES)}, not in {groups}")
+    objective, run = OBJECTIVES[groups[0]], params[groups[0]][args.run]
     if objective == "unsupervised" and args.segments is None:
-        raise RuntimeError(f"unsupervised run {args.run!r} needs --segments")
+        raise DataError(f"unsupervised run {args.run!r} needs --segments")
 
     dataset = VOCLayout(args.dataset_root, run["split"], len(class_names(params["dataset"])),
-                        with_labels=objective == "supervised",
+                        with_labels=objective != "unsupervised",
                         segments_dir=args.segments if objective == "unsupervised" else None)
-    model = load_model(args.init)
+    head = "softmax" if objective == "softmax" else "segsort"
+    model, fresh = load_model_with_head(args.init, head, params["networks"][run["network"]])
+    if fresh:
+        print(f"{args.run}: fresh {head} head ({', '.join(fresh)}) on {args.init}")
     if run["schedule"] not in params["schedules"]:
         raise DataError(f"run {args.run!r} needs schedule {run['schedule']!r}, which preset "
                         f"{params['preset']!r} does not define")

@@ -61,7 +61,8 @@ def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_datase
     (root / "JPEGImages" / f"{first_id}.jpg").write_bytes(b"garbage")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params_file))
     init = tmp_path / "init.pt"
-    assert run_stage([REPO / "stages/imagenet_model.py", "--out", init], tmp_path).returncode == 0
+    assert run_stage([REPO / "stages/imagenet_model.py", "--network", "lite0_pyramid", "--out", init],
+                     tmp_path).returncode == 0
     result = run_stage([REPO / "stages/train.py", "--run", "sup_train", "--init", init, "--dataset-root", root,
                         "--model-out", tmp_path / "out/model.pt", "--train-log", tmp_path / "out/log.csv",
                         "--tensorboard", tmp_path / "out/tensorboard"], tmp_path)
@@ -71,7 +72,8 @@ def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_datase
 
 
 def test_missing_params_file_is_named(tmp_path):
-    result = run_stage([REPO / "stages/imagenet_model.py", "--params", "nowhere.yaml", "--out", "m.pt"], tmp_path)
+    result = run_stage([REPO / "stages/imagenet_model.py", "--params", "nowhere.yaml", "--network", "lite0_pyramid",
+                        "--out", "m.pt"], tmp_path)
     assert result.returncode == 1 and "nowhere.yaml: parameter file is missing" in result.stderr
 
 

@@ -90,7 +90,8 @@ def train_rank(rank: int, rendezvous: str, dataset_root: str, out_dir: str, para
     torch.set_num_threads(1)
     torch.manual_seed(0)
     out = Path(out_dir)
-    model = build_model(network_config(params["model"], "segsort", len(class_names("tiny"))))
+    model = build_model(network_config(params["networks"]["lite0_pyramid"], "segsort", params["embedding_dim"],
+                                       len(class_names("tiny"))))
     dataset = VOCLayout(dataset_root, "train", len(class_names("tiny")))
     training.train(model, dataset, "supervised", params["schedules"]["supervised"], params["optimizer"],
                    params["segsort"], seed=0, log_path=out / "log.csv", resume_path=out / "resume.pt",

@@ -8,18 +8,18 @@ from segsort.data.voc import VOCLayout
 from segsort.models import build_model, network_config
 
 # A network with dropout (PSPNet's decoder), on a light backbone: its training must resume exactly too.
-DROPOUT_NETWORK = {"backbone": "mobilenet_v2", "output_stride": 16, "decoder": "pspnet", "decoder_channels": 64,
-                   "embedding_dim": 32}
+DROPOUT_NETWORK = {"backbone": "mobilenet_v2", "output_stride": 16, "decoder": "pspnet", "decoder_channels": 64}
+TINY_NETWORK = "lite0_pyramid"
 
 
-def small_model(model_params: dict, head: str = "segsort"):
+def small_model(network: dict, head: str = "segsort"):
     torch.manual_seed(0)
-    return build_model(network_config(model_params, head, len(class_names("tiny"))))
+    return build_model(network_config(network, head, 32, len(class_names("tiny"))))
 
 
-def run(small_params, dataset, tmp_path, objective="supervised", model_params=None):
+def run(small_params, dataset, tmp_path, objective="supervised", network=None):
     head = "softmax" if objective == "softmax" else "segsort"
-    model = small_model(model_params or small_params["model"], head)
+    model = small_model(network or small_params["networks"][TINY_NETWORK], head)
     training.train(model, dataset, objective, small_params["schedules"]["supervised"], small_params["optimizer"],
                    small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
                    resume_path=tmp_path / "resume.pt", checkpoint_every=small_params["checkpoint_every"],
@@ -36,10 +36,10 @@ def dataset(small_dataset):
     return VOCLayout(small_dataset, "train", len(class_names("tiny")))
 
 
-@pytest.mark.parametrize("objective, model_params", [("supervised", None), ("softmax", DROPOUT_NETWORK)])
-def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkeypatch, objective, model_params):
+@pytest.mark.parametrize("objective, network", [("supervised", None), ("softmax", DROPOUT_NETWORK)])
+def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkeypatch, objective, network):
     torch.set_num_threads(1)
-    reference = run(small_params, dataset, tmp_path / "a", objective, model_params)
+    reference = run(small_params, dataset, tmp_path / "a", objective, network)
 
     make_batch = training.make_batch
 
@@ -50,10 +50,10 @@ def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkey
 
     monkeypatch.setattr(training, "make_batch", crash_at_step_3)
     with pytest.raises(KeyboardInterrupt):
-        run(small_params, dataset, tmp_path / "b", objective, model_params)
+        run(small_params, dataset, tmp_path / "b", objective, network)
     assert (tmp_path / "b" / "resume.pt").is_file()
     monkeypatch.setattr(training, "make_batch", make_batch)
-    resumed = run(small_params, dataset, tmp_path / "b", objective, model_params)
+    resumed = run(small_params, dataset, tmp_path / "b", objective, network)
 
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
@@ -67,7 +67,7 @@ def test_stale_resume_state_is_ignored(small_params, dataset, tmp_path):
 
 
 def test_non_finite_loss_names_step_and_images(small_params, dataset, tmp_path):
-    model = small_model(small_params["model"])
+    model = small_model(small_params["networks"][TINY_NETWORK])
     with torch.no_grad():
         model.embedding.bias.fill_(float("nan"))
     with pytest.raises(training.NonFiniteLoss, match=r"step 0 on images \['tiny_"):
@@ -81,7 +81,7 @@ def test_unsupervised_training_runs_on_pseudo_segments(small_params, small_datas
     # Any label-like map serves as pseudo-segments here; the HED-owt-ucm ones are tested with the stage.
     dataset = VOCLayout(small_dataset, "train", len(class_names("tiny")), with_labels=False,
                         segments_dir=small_dataset / "SegmentationClass")
-    model = small_model(small_params["model"])
+    model = small_model(small_params["networks"][TINY_NETWORK])
     training.train(model, dataset, "unsupervised", small_params["schedules"]["unsupervised"],
                    small_params["optimizer"], small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
                    resume_path=tmp_path / "resume.pt", checkpoint_every=2, config={})

@@ -14,15 +14,16 @@ def working_directory(path: Path):
         os.chdir(previous)
 
 
-def snakemake_jobs(repo: Path, forceall: bool = True) -> dict:
-    """Jobs of the default target: all of them (forceall), or only those Snakemake would run now."""
+def snakemake_jobs(repo: Path, forceall: bool = True, targets: tuple[str, ...] = ()) -> dict:
+    """Jobs of the targets (default: the default target): all of them (forceall), or only those
+    Snakemake would run now."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
 
     with working_directory(repo), SnakemakeApi(OutputSettings()) as api:
         workflow_api = api.workflow(snakefile=repo / "workflow" / "Snakefile",
                                     resource_settings=ResourceSettings(cores=1), workdir=repo)
-        workflow = workflow_api.dag(dag_settings=DAGSettings(forceall=forceall)).workflow_api._workflow
+        workflow = workflow_api.dag(dag_settings=DAGSettings(forceall=forceall, targets=set(targets))).workflow_api._workflow
         workflow._prepare_dag(forceall=forceall, ignore_incomplete=True, lock_warn_only=True)
         workflow._build_dag()
         jobs = {}
@@ -51,12 +52,16 @@ def dvc_stages(repo: Path) -> dict:
     return stages
 
 
-def dvc_downstream(repo: Path, addresses: set[str]) -> set[str]:
-    """The given DVC stages and every stage that depends on them, directly or not, in DVC's own graph."""
+def dvc_downstream(repo: Path, addresses: set[str], target: str) -> set[str]:
+    """The given DVC stages and every stage that depends on them, directly or not, among the stages
+    `dvc repro <target>` runs (the target and what it depends on), in DVC's own graph."""
     import networkx as nx
     from dvc.repo import Repo
 
     with working_directory(repo):
         graph = Repo(str(repo)).index.graph  # edges point from a stage to the stages it depends on
-        chosen = [stage for stage in graph.nodes if stage.addressing in addresses]
-        return {stage.addressing for start in chosen for stage in [start, *nx.ancestors(graph, start)]}
+        by_address = {stage.addressing: stage for stage in graph.nodes}
+        upstream = {by_address[target], *nx.descendants(graph, by_address[target])}
+        downstream = {stage for address in addresses for stage in [by_address[address],
+                                                                   *nx.ancestors(graph, by_address[address])]}
+        return {stage.addressing for stage in downstream & upstream}

@@ -77,9 +77,9 @@ class SegmentationNet(nn.Module):
         return [p for name, p in self.named_parameters() if not name.startswith("backbone.")]
 
 
-def network_config(model_params: dict, head: str, num_classes: int) -> dict:
-    """The full network description saved in a checkpoint: params.yaml `model` plus the head."""
-    return {**model_params, "head": head, "num_classes": num_classes}
+def network_config(network: dict, head: str, embedding_dim: int, num_classes: int) -> dict:
+    """The full network description saved in a checkpoint: a network of params.yaml plus its head."""
+    return {**network, "head": head, "embedding_dim": embedding_dim, "num_classes": num_classes}
 
 
 def build_model(config: dict, imagenet: bool = False) -> SegmentationNet:

@@ -5,6 +5,7 @@ PRESET = f"presets.{config['preset']}"
 TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", f"{PRESET}.segsort")
 BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split")
 EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", "evaluation.knn_k")
+SOFTMAX_EVAL_PARAMS = ("threads", "evaluation.eval_split")
 
 
 def params_of(*keys):
@@ -19,11 +20,12 @@ def one_of(names):
 
 
 def run_params(group):
-    """Tracked params of a training run of `group` (supervised_runs or unsupervised_runs)."""
+    """Tracked params of a training run of `group` (supervised_runs, unsupervised_runs, softmax_runs)."""
 
     def tracked(wildcards):
-        schedule = config[group][wildcards.run]["schedule"]
-        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"{PRESET}.schedules.{schedule}")
+        run = config[group][wildcards.run]
+        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"networks.{run['network']}",
+                         f"{PRESET}.schedules.{run['schedule']}")
 
     return tracked
 

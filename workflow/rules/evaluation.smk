@@ -1,5 +1,6 @@
 KMEANS_MODELS = one_of(config["evaluation"]["kmeans_models"])
 PSEUDO_SEGMENT_MODELS = one_of(config["evaluation"]["pseudo_segment_models"])
+SOFTMAX_MODELS = one_of(config["evaluation"]["softmax_models"])
 
 
 rule prototype_bank_kmeans:
@@ -75,3 +76,20 @@ rule metrics_pseudo_segments:
     shell:
         "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
         " --features backbone --segments {input.segments} --out {output} --log {log}"
+
+
+rule metrics_softmax:
+    input:
+        model=f"{DATA}/models/{{model}}/model.pt",
+        dataset=f"{DATA}/dataset",
+    output:
+        "reports/metrics/{model}.json",
+    wildcard_constraints:
+        model=SOFTMAX_MODELS,
+    params:
+        tracked=params_of(*SOFTMAX_EVAL_PARAMS),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/metrics_softmax/{{model}}.log",
+    shell:
+        "python stages/evaluate.py --model {input.model} --dataset-root {input.dataset} --out {output} --log {log}"

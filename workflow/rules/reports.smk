@@ -1,11 +1,16 @@
-rule table3:
-    input:
-        metrics=[f"reports/metrics/{row['model']}.json" for row in config["table3"]],
-    output:
-        "reports/table3.csv",
-    params:
-        tracked=params_of("table3"),
-    log:
-        f"{DATA}/logs/table3.log",
-    shell:
-        "python stages/table3.py --metrics {input.metrics} --out {output} --log {log}"
+# One rule per table of params.yaml `tables` (named after it, as its DVC stage is).
+for table, rows in config["tables"].items():
+
+    rule:
+        name:
+            table
+        input:
+            metrics=[f"reports/metrics/{row['model']}.json" for row in rows],
+        output:
+            f"reports/{table}.csv",
+        params:
+            tracked=params_of(f"tables.{table}"),
+        log:
+            f"{DATA}/logs/{table}.log",
+        shell:
+            f"python stages/table.py --table {table} --metrics {{input.metrics}} --out {{output}} --log {{log}}"

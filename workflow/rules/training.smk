@@ -1,12 +1,15 @@
 rule imagenet_model:
     output:
-        f"{DATA}/models/imagenet/model.pt",
+        f"{DATA}/models/imagenet_{{network}}/model.pt",
+    wildcard_constraints:
+        network=one_of(config["networks"]),
     params:
-        tracked=params_of("dataset", "seed", "model"),
+        tracked=lambda wildcards: params_of("dataset", "seed", f"networks.{wildcards.network}",
+                                            f"{PRESET}.embedding_dim", f"{PRESET}.imagenet_backbones"),
     log:
-        f"{DATA}/logs/imagenet_model.log",
+        f"{DATA}/logs/imagenet_model/{{network}}.log",
     shell:
-        "python stages/imagenet_model.py --out {output} --log {log}"
+        "python stages/imagenet_model.py --network {wildcards.network} --out {output} --log {log}"
 
 
 rule train_unsupervised:
@@ -46,6 +49,27 @@ rule train_supervised:
     threads: config["threads"]
     log:
         f"{DATA}/logs/train_supervised/{{run}}.log",
+    shell:
+        config["train_launcher"] + " stages/train.py --run {wildcards.run} --init {input.init}"
+        " --dataset-root {input.dataset} --model-out {output.model}"
+        " --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
+
+
+rule train_softmax:
+    input:
+        init=init_model("softmax_runs"),
+        dataset=f"{DATA}/dataset",
+    output:
+        model=f"{DATA}/models/{{run}}/model.pt",
+        train_log=f"{DATA}/models/{{run}}/train_log.csv",
+        tensorboard=directory(f"{DATA}/logs/tensorboard/{{run}}"),
+    wildcard_constraints:
+        run=one_of(config["softmax_runs"]),
+    params:
+        tracked=run_params("softmax_runs"),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/train_softmax/{{run}}.log",
     shell:
         config["train_launcher"] + " stages/train.py --run {wildcards.run} --init {input.init}"
         " --dataset-root {input.dataset} --model-out {output.model}"
