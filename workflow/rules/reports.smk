@@ -9,8 +9,9 @@ for table, rows in config["tables"].items():
         output:
             f"reports/{table}.csv",
         params:
+            table=table,  # the shell command runs after the loop: it must not read the loop variable
             tracked=params_of(f"tables.{table}"),
         log:
             f"{DATA}/logs/{table}.log",
         shell:
-            f"python stages/table.py --table {table} --metrics {{input.metrics}} --out {{output}} --log {{log}}"
+            "python stages/table.py --table {params.table} --metrics {input.metrics} --out {output} --log {log}"
