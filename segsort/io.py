@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -51,6 +52,58 @@ def atomic_path(path: str | Path):
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
+class ResumableFolder:
+    """An output folder built one item at a time that survives an interrupted run.
+
+    Items are written into `.<name>.partial/` beside the final folder, each one atomically; a rerun with
+    the same `fingerprint` (what the items depend on: parameters, input files) keeps the finished items
+    and redoes only the rest, a different fingerprint starts over. `finish()` renames the work folder onto
+    the final path, so the final folder only ever appears complete.
+    """
+
+    def __init__(self, path: str | Path, fingerprint: str):
+        self.path = Path(path)
+        self.work = self.path.parent / f".{self.path.name}.partial"
+        stamp = self.work / ".fingerprint"
+        if self.work.is_dir() and not (stamp.is_file() and stamp.read_text() == fingerprint):
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        for leftover in self.work.rglob(".*.tmp*"):  # an item interrupted while being written
+            leftover.unlink()
+        stamp.write_text(fingerprint)
+
+    def done(self, *relative: str) -> bool:
+        """Whether all the given files of an item are already written."""
+        return all((self.work / name).is_file() for name in relative)
+
+    def finish(self) -> None:
+        (self.work / ".fingerprint").unlink()
+        if self.path.is_dir() and not self.path.is_symlink():
+            shutil.rmtree(self.path)
+        os.replace(self.work, self.path)
+
+
+def files_fingerprint(paths, extra) -> str:
+    """A digest of `extra` (JSON-able, e.g. parameters) and the name, size and mtime of each input file."""
+    entries = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in map(Path, paths)]
+    return hashlib.sha256(json.dumps([extra, entries], sort_keys=True).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path):
+    """Yield a hidden temporary path beside `path`, renamed onto `path` if the block succeeds.
+
+    The temporary name keeps the suffix, so writers that pick the format from it (PIL) still work.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
@@ -74,6 +127,18 @@ def read_image(path: str | Path) -> np.ndarray:
         with Image.open(path) as img:
             img.load()
             return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DataError(f"{path}: cannot decode image ({err})") from err
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file from its header alone; DataError naming the file if missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file is missing")
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
     except (UnidentifiedImageError, OSError, SyntaxError) as err:
         raise DataError(f"{path}: cannot decode image ({err})") from err
 

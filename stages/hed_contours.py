@@ -1,11 +1,15 @@
-"""Stage: HED contour maps of every image of the splits in params `hed.splits`, as 16-bit grey PNGs."""
+"""Stage: HED contour maps of every image of the splits in params `hed.splits`, as 16-bit grey PNGs.
+
+Runs on the GPU if there is one, else on --cores CPU threads; same-size images are batched (at most
+`hed.batch_size`). An interrupted run keeps its finished images and, rerun with the same inputs and
+parameters, does the rest.
+"""
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from segsort.contours.hed import detect_contours, load_hed, save_contours
-from segsort.io import DataError, atomic_path, read_id_list, read_image
+from segsort.contours.hed import contour_batches, load_hed, save_contours
+from segsort.io import DataError, ResumableFolder, atomic_file, files_fingerprint, read_id_list
 from segsort.stage import load_params, parser, stage_main
 
 
@@ -14,21 +18,29 @@ def main():
     p = parser(__doc__)
     p.add_argument("--dataset-root", required=True, type=Path, help="dataset in VOC layout")
     p.add_argument("--out", required=True, type=Path, help="folder of <id>.png contour maps to create")
+    p.add_argument("--cores", type=int, help="CPU threads (default: params `threads`)")
     args = p.parse_args()
     params = load_params(args.params)
-    torch.set_num_threads(params["threads"])
+    torch.set_num_threads(args.cores or params["threads"])
+    cfg = params["hed"]
 
-    splits = params["hed"]["splits"]
-    if not splits:
+    if not cfg["splits"]:
         raise DataError(f"{args.params}: hed.splits is empty")
     lists = args.dataset_root / "ImageSets" / "Segmentation"
-    ids = sorted({image_id for split in splits for image_id in read_id_list(lists / f"{split}.txt")})
-    model = load_hed()
-    with atomic_path(args.out) as tmp:
-        tmp.mkdir()
-        for image_id in tqdm(ids, desc="HED contours", unit="image"):
-            image = read_image(args.dataset_root / "JPEGImages" / f"{image_id}.jpg")
-            save_contours(tmp / f"{image_id}.png", detect_contours(model, [image])[0])
+    ids = sorted({image_id for split in cfg["splits"] for image_id in read_id_list(lists / f"{split}.txt")})
+    paths = [args.dataset_root / "JPEGImages" / f"{image_id}.jpg" for image_id in ids]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"{path}: image file is missing")
+    folder = ResumableFolder(args.out, files_fingerprint(paths, cfg))
+    done = [folder.done(f"{path.stem}.png") for path in paths]
+    if any(done):
+        print(f"resuming: {sum(done)} of {len(paths)} images already done")
+    model = load_hed("cuda" if torch.cuda.is_available() else "cpu")
+    for path, contours in contour_batches(model, paths, cfg["batch_size"], skip=done):
+        with atomic_file(folder.work / f"{path.stem}.png") as tmp:
+            save_contours(tmp, contours)
+    folder.finish()
 
 
 if __name__ == "__main__":

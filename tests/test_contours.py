@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import yaml
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
-from segsort.contours.owt_ucm import cut_ucm, load_ucm, save_ucm, ucm_from_contours
+from segsort.contours.owt_ucm import cut_ucm, dequantize_ucm, load_ucm, save_ucm, ucm_from_contours
 from segsort.io import read_label_map
 
 REPO = Path(__file__).resolve().parents[1]
@@ -165,7 +166,7 @@ def assert_partition_of(labels, regions):
 def test_ucm_layout_and_threshold_cut_merge_the_weaker_border_first():
     regions, contours = three_regions()
     ucm2 = ucm_from_contours(contours)
-    assert ucm2.dtype == np.float32 and ucm2.shape == (2 * 48 + 1, 2 * 64 + 1)
+    assert ucm2.shape == (2 * 48 + 1, 2 * 64 + 1)
     assert ucm2.min() >= 0 and ucm2.max() <= 1
     # Khalimsky layout: the boundary between pixels (i, 31) and (i, 32) sits at (2i + 1, 2 * 31 + 2)
     strong = ucm2[1:-1:2, 2 * 31 + 2]
@@ -245,7 +246,7 @@ def test_stored_ucm_round_trip(tmp_path):
     ucm2 = ucm_from_contours(contours)
     save_ucm(tmp_path / "a.npz", ucm2)
     stored = load_ucm(tmp_path / "a.npz")
-    assert np.abs(stored - ucm2).max() <= 0.5 / 65535 + 1e-7
+    assert np.array_equal(stored, ucm2)  # ucm_from_contours gives the stored (quantised) values
     assert np.array_equal(cut_ucm(stored, "threshold", 0.6), cut_ucm(ucm2, "threshold", 0.6))
 
 
@@ -263,14 +264,15 @@ def test_hed_stage_stops_on_a_corrupt_image_and_writes_nothing(small_dataset, tm
     shutil.copytree(small_dataset, root)
     bad_id = (root / "ImageSets/Segmentation/val.txt").read_text().split()[-1]
     (root / "JPEGImages" / f"{bad_id}.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
-    write_params(tmp_path, hed={"splits": ["val"]})
+    write_params(tmp_path, hed={"splits": ["val"], "batch_size": 4})
     result = run_stage([str(REPO / "stages/hed_contours.py"), "--dataset-root", str(root),
                         "--out", str(tmp_path / "hed")], cwd=tmp_path)
     assert result.returncode != 0
     assert f"{bad_id}.jpg: cannot decode image" in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert not (tmp_path / "hed").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "params.yaml"]  # no temp dir left
+    # nothing visible is left; the hidden work folder keeps finished images for a rerun
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["dataset", "params.yaml"]
 
 
 def test_pseudo_segment_stage_writes_labels_and_ucms(tmp_path):
@@ -282,7 +284,7 @@ def test_pseudo_segment_stage_writes_labels_and_ucms(tmp_path):
     save_contours(contours_dir / "a.png", contours)
     save_contours(contours_dir / "flat.png", np.zeros((20, 30)))
     write_params(tmp_path, pseudo_segments={"cut": "max_regions", "threshold": 0.1, "threshold_step": 0.01,
-                                            "max_regions": 2})
+                                            "max_regions": 2, "thin_contours": False})
     out = tmp_path / "segments"
     result = run_stage([str(REPO / "stages/pseudo_segments.py"), "--contours", str(contours_dir),
                         "--out", str(out)], cwd=tmp_path)
@@ -298,3 +300,95 @@ def test_pseudo_segment_stage_writes_labels_and_ucms(tmp_path):
                         "--out", str(tmp_path / "again")], cwd=tmp_path)
     assert result.returncode == 1 and "broken.png: cannot decode contour map" in result.stderr
     assert not (tmp_path / "again").exists()
+
+
+def test_cutting_the_hierarchy_equals_cutting_the_stored_ucm():
+    """The stage cuts owt_ucm's hierarchy on the watershed regions; a later cut of the stored ucm2 must give
+    the same segments, id for id, for both rules and at the 255-segment cap."""
+    from segsort.contours.owt_ucm import cut_hierarchy, owt_ucm
+
+    for contours in (three_regions()[1], grid_of_cells()[1], gaussian_filter(
+            np.random.default_rng(3).random((60, 90)), 2)):
+        stored, hierarchy = owt_ucm(contours)
+        for rule, threshold, max_regions in (("max_regions", 0.25, 48), ("max_regions", 0.0, 3),
+                                             ("threshold", 0.3, 48), ("threshold", 0.0, 48)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from_tree = cut_hierarchy(hierarchy, rule, threshold, 0.01, max_regions)
+                from_stored = cut_ucm(dequantize_ucm(stored), rule, threshold, 0.01, max_regions)
+            assert np.array_equal(from_tree, from_stored), (rule, threshold)
+
+
+def test_resumable_folder_keeps_finished_items_only_for_the_same_fingerprint(tmp_path):
+    from segsort.io import ResumableFolder
+
+    folder = ResumableFolder(tmp_path / "out", "params A")
+    (folder.work / "a.png").write_text("a")
+    (folder.work / ".b.png.tmp.png").write_text("interrupted while being written")
+    assert not (tmp_path / "out").exists()
+    folder = ResumableFolder(tmp_path / "out", "params A")
+    assert folder.done("a.png") and not folder.done("a.png", "b.png")
+    assert sorted(p.name for p in folder.work.iterdir()) == [".fingerprint", "a.png"]
+    folder = ResumableFolder(tmp_path / "out", "params B")
+    assert not folder.done("a.png")
+    (folder.work / "c.png").write_text("c")
+    folder.finish()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.png"]
+
+
+def test_pseudo_segment_stage_resumes_an_interrupted_run(tmp_path):
+    """Kill the stage after a few images, rerun it: it keeps them, does the rest, and the result is the same
+    as an uninterrupted run's."""
+    import signal
+    import time
+
+    from segsort.contours.hed import save_contours
+
+    contours_dir = tmp_path / "contours"
+    contours_dir.mkdir()
+    _, base = grid_of_cells(cells=12, size=10)
+    for i in range(24):
+        save_contours(contours_dir / f"{i:02d}.png", np.roll(base, 3 * i, axis=1))
+    write_params(tmp_path)
+    command = [sys.executable, str(REPO / "stages/pseudo_segments.py"), "--contours", str(contours_dir), "--cores", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    assert subprocess.run(command + ["--out", str(tmp_path / "reference")], cwd=tmp_path, env=env).returncode == 0
+
+    work = tmp_path / ".segments.partial"
+    process = subprocess.Popen(command + ["--out", str(tmp_path / "segments")], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while len(list(work.glob("*.png"))) < 5 and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = len(list(work.glob("*.png")))
+    assert 5 <= finished < 24 and not (tmp_path / "segments").exists()
+
+    result = run_stage(command[1:] + ["--out", str(tmp_path / "segments")], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming: {finished} of 24 images already done" in result.stdout
+    assert not work.exists()
+    for name in sorted(p.name for p in (tmp_path / "reference").iterdir() if p.suffix == ".png"):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "segments" / name)),
+                              np.asarray(Image.open(tmp_path / "reference" / name))), name
+        assert np.array_equal(load_ucm(tmp_path / "segments/ucm" / f"{Path(name).stem}.npz"),
+                              load_ucm(tmp_path / "reference/ucm" / f"{Path(name).stem}.npz"))
+
+
+@needs_hed_weights
+def test_hed_batches_skip_finished_images_without_changing_the_others(hed, tmp_path):
+    from segsort.contours.hed import contour_batches
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, shape in enumerate([(40, 48), (40, 48), (36, 30), (40, 48), (36, 30)]):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (*shape, 3), dtype=np.uint8)).save(paths[-1])
+    everything = dict(contour_batches(hed, paths, batch_size=2))
+    assert sorted(everything) == paths
+    skip = [True, False, True, True, False]
+    rest = dict(contour_batches(hed, paths, batch_size=2, skip=skip))
+    assert sorted(rest) == [paths[1], paths[4]]
+    for path, contours in rest.items():
+        assert np.array_equal(contours, everything[path])

@@ -115,27 +115,69 @@ def load_hed(device: str | torch.device = "cpu") -> HED:
     return load_weights(HED()).to(device).eval()
 
 
+def _fused_probabilities(model: HED, batch: np.ndarray) -> np.ndarray:
+    """sigmoid(fused logits) of a (B, H, W, 3) uint8 RGB batch, float32 (B, H, W) in [0, 1]."""
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        prob = torch.sigmoid(model(model.preprocess(torch.from_numpy(batch).to(device)))[-1])[:, 0]
+    return prob.float().cpu().numpy()
+
+
 def detect_contours(model: HED, images: list[np.ndarray], batch_size: int = 4) -> list[np.ndarray]:
     """Contour probability maps sigmoid(fused), float32 (H, W) in [0, 1], one per RGB uint8 (H, W, 3) image.
 
     Images of any size; same-size images are batched together (at most `batch_size` at a time).
     """
-    device = next(model.parameters()).device
-    out: list[np.ndarray | None] = [None] * len(images)
-    by_size: dict[tuple[int, int], list[int]] = {}
     for i, image in enumerate(images):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image {i}: expected uint8 (H, W, 3), got {image.dtype} {image.shape}")
-        by_size.setdefault(image.shape[:2], []).append(i)
-    with torch.inference_mode():
-        for indices in by_size.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start:start + batch_size]
-                batch = torch.from_numpy(np.stack([images[i] for i in chunk])).to(device)
-                prob = torch.sigmoid(model(model.preprocess(batch))[-1])[:, 0]
-                for i, p in zip(chunk, prob.cpu().numpy()):
-                    out[i] = p.astype(np.float32, copy=False)
+    out: list[np.ndarray | None] = [None] * len(images)
+    for chunk in _same_size_batches([image.shape[:2] for image in images], batch_size):
+        for i, p in zip(chunk, _fused_probabilities(model, np.stack([images[i] for i in chunk]))):
+            out[i] = p
     return out
+
+
+def _same_size_batches(sizes: list[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of equal size (H, W), at most batch_size each, in a fixed order."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, size in enumerate(sizes):
+        by_size.setdefault(tuple(size), []).append(i)
+    return [indices[start:start + batch_size] for indices in by_size.values()
+            for start in range(0, len(indices), batch_size)]
+
+
+def contour_batches(model: HED, paths: list[Path], batch_size: int, skip: list[bool] | None = None):
+    """Yield (path, contour map) for every image file not marked in `skip`, with a progress bar.
+
+    Batches are formed over all the paths, whatever `skip` says, and a batch is recomputed whole if any of
+    its images is still to do: a resumed run computes each map exactly as an uninterrupted run does. The
+    next batch is decoded in a background thread while the network runs.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from segsort.io import image_size, read_image
+
+    skip = skip or [False] * len(paths)
+    batches = [b for b in _same_size_batches([image_size(p) for p in paths], batch_size)
+               if not all(skip[i] for i in b)]
+
+    def decode(batch):
+        return np.stack([read_image(paths[i]) for i in batch])
+
+    with ThreadPoolExecutor(max_workers=1) as reader, \
+            tqdm(total=len(skip) - sum(skip), desc="HED contours", unit="image") as bar:
+        pending = reader.submit(decode, batches[0]) if batches else None
+        for n, batch in enumerate(batches):
+            images = pending.result()
+            if n + 1 < len(batches):
+                pending = reader.submit(decode, batches[n + 1])
+            for i, contours in zip(batch, _fused_probabilities(model, images)):
+                if not skip[i]:
+                    yield paths[i], contours
+                    bar.update()
 
 
 def thin_contours(contours: np.ndarray, radius: int = 1, border: int = 5, multiplier: float = 1.01) -> np.ndarray:
