@@ -1,17 +1,22 @@
 """Snakemake and DVC describe the same DAG: same stages, commands, dependencies, parameters and outputs."""
-from pathlib import Path
+import subprocess
 
 import pytest
 import yaml
 
-from workflow_dags import dvc_stages, snakemake_jobs
-
-REPO = Path(__file__).resolve().parents[1]
+from workflow_dags import REPO, copy_tracked_files, dvc_stages, snakemake_jobs
 
 
 @pytest.fixture(scope="module")
-def dags():
-    return snakemake_jobs(REPO), dvc_stages(REPO)
+def dags(tmp_path_factory):
+    """Both DAGs of a scratch checkout, beside an empty stand-in for the real samples folder, which the
+    figure and quality stages read (Snakemake refuses a DAG whose inputs are missing)."""
+    work = tmp_path_factory.mktemp("agreement")
+    repo = copy_tracked_files(work / "repo", skip=("tests/",))
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)  # DVC wants a git repository
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    (repo / params["real_samples"]).mkdir(parents=True)
+    return snakemake_jobs(repo), dvc_stages(repo)
 
 
 def test_same_stages(dags):

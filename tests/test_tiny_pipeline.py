@@ -6,7 +6,6 @@ seeds, fixed thread count), so the mIoU values agree exactly there. A different 
 sums differently, and training amplifies that, so we allow MIOU_TOLERANCE points of mIoU per row.
 """
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,26 +15,16 @@ import pytest
 import yaml
 
 from segsort.data import class_names
-from workflow_dags import dvc_downstream, snakemake_jobs
+from workflow_dags import copy_tracked_files, dvc_downstream, snakemake_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 MIOU_TOLERANCE = 2.0  # mIoU points
 TARGET, TARGET_STAGE = "reports/table3.csv", "table3"  # what CI rebuilds: the Lite0 runs, not the ResNets
 
 
-def tracked_files() -> list[str]:
-    result = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
-    return [name for name in result.stdout.split("\0") if name]
-
-
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("pipeline")
-    for name in tracked_files():
-        if name.startswith(("reports/", "tests/")):
-            continue  # the run must make its own reports
-        (work / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / name, work / name)
+    work = copy_tracked_files(tmp_path_factory.mktemp("pipeline"), skip=("reports/", "tests/"))  # makes its own reports
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["snakemake", "--cores", "2", TARGET], cwd=work, env=env,
                             capture_output=True, text=True)

@@ -1,7 +1,21 @@
 """The Snakemake and DVC views of the pipeline, read with each tool's own API (nothing is executed)."""
 import contextlib
 import os
+import shutil
+import subprocess
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def copy_tracked_files(work: Path, skip: tuple[str, ...] = ()) -> Path:
+    """Copy the files git tracks (but those under the `skip` prefixes) into `work`, a scratch checkout."""
+    result = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True)
+    for name in filter(None, result.stdout.split("\0")):
+        if not name.startswith(skip):
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, work / name)
+    return work
 
 
 @contextlib.contextmanager
