@@ -1,14 +1,19 @@
 """The prototype bank: every labelled training segment's prototype, with its provenance, in HDF5.
 
-Schema (version 1), one row per segment:
-  prototypes  float32 (S, D)  unit vectors
-  labels      int16   (S,)    majority ground-truth class
-  image_ids   str     (S,)    image the segment comes from
-  segment_ids int32   (S,)    id of the segment in that image's segmentation
-  pixel_counts int64  (S,)    pixels that carry the majority label
-attributes: schema_version, feature_kind, feature_dim, num_classes, segmentation, model_sha256,
-  params (JSON of the parameters that made it), dataset, split.
-Rows are appended image by image, so the bank never has to be held in memory while it is written.
+Schema (version 2), one row per segment; all columns chunked and gzip-compressed:
+  prototypes    float32 (S, D)  unit vectors: the segment's mean embedding over its support (below)
+  labels        int16   (S,)    majority ground-truth class of the segment
+  image_ids     str     (S,)    image the segment comes from
+  segment_ids   int32   (S,)    id of the segment in that image's segmentation
+  pixel_counts  int64   (S,)    support: pixels of the segment that carry its majority label
+  bboxes        int32   (S, 4)  (top, left, bottom, right) of the support, bottom/right exclusive
+  mask_offsets  int64   (S,)    where the segment's mask starts in `masks`
+  masks         uint8   (M,)    every support mask, cropped to its bbox, np.packbits of the row-major crop
+attributes: schema_version, feature_kind, feature_dim, num_classes, class_names (JSON), segmentation,
+  model_sha256, params (JSON of the parameters that made it), dataset, dataset_root, split.
+
+Rows are appended image by image, so writing never holds the bank in memory; reading loads only the
+prototypes and labels (what kNN needs) and fetches the provenance of chosen rows on demand.
 """
 from __future__ import annotations
 
@@ -23,33 +28,53 @@ import torch
 
 from segsort.checkpoint import file_sha256
 from segsort.data import class_names
+from segsort.inference import LabelledSegments
 from segsort.io import DataError, atomic_path
 
-SCHEMA_VERSION = 1
-COLUMNS = {"prototypes": np.float32, "labels": np.int16, "segment_ids": np.int32, "pixel_counts": np.int64}
+SCHEMA_VERSION = 2
+COLUMNS = {"prototypes": np.float32, "labels": np.int16, "segment_ids": np.int32, "pixel_counts": np.int64,
+           "bboxes": np.int32, "mask_offsets": np.int64, "masks": np.uint8}
+ROW_CHUNK = 4096
 
 
-def write_bank(path: str | Path, rows: Iterable[tuple], feature_dim: int, attrs: dict) -> int:
-    """Stream `rows` into a new bank at `path` (atomically); returns the number of segments.
+def support_crops(support: np.ndarray, segment_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Bounding boxes (S, 4) and packed mask crops of each segment's support in an (H, W) id map."""
+    bboxes, masks = np.zeros((len(segment_ids), 4), dtype=np.int32), []
+    for row, segment in enumerate(segment_ids):
+        ys, xs = np.nonzero(support == segment)
+        top, left, bottom, right = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
+        bboxes[row] = top, left, bottom, right
+        masks.append(np.packbits(support[top:bottom, left:right] == segment))
+    return bboxes, masks
 
-    Each item of `rows` is one image's (image_id, segment_ids, labels, pixel_counts, prototypes).
-    """
+
+def write_bank(path: str | Path, rows: Iterable[tuple[str, LabelledSegments]], feature_dim: int,
+               attrs: dict) -> int:
+    """Stream one (image id, LabelledSegments) per image into a new bank at `path`, atomically;
+    returns the number of segments."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update(attrs)
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["feature_dim"] = feature_dim
         for name, dtype in COLUMNS.items():
-            shape = (0, feature_dim) if name == "prototypes" else (0,)
-            f.create_dataset(name, shape=shape, maxshape=(None,) + shape[1:], dtype=dtype,
-                             chunks=(4096,) + shape[1:], compression="gzip")
+            tail = {"prototypes": (feature_dim,), "bboxes": (4,)}.get(name, ())
+            chunk = 1 << 20 if name == "masks" else ROW_CHUNK
+            f.create_dataset(name, shape=(0,) + tail, maxshape=(None,) + tail, dtype=dtype,
+                             chunks=(chunk,) + tail, compression="gzip")
         f.create_dataset("image_ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype(),
-                         chunks=(4096,), compression="gzip")
-        for image_id, segment_ids, labels, pixel_counts, prototypes in rows:
-            columns = {"prototypes": prototypes, "labels": labels, "segment_ids": segment_ids,
-                       "pixel_counts": pixel_counts}
+                         chunks=(ROW_CHUNK,), compression="gzip")
+        for image_id, segments in rows:
+            support = segments.support.cpu().numpy()
+            segment_ids = segments.segment_ids.cpu().numpy()
+            bboxes, masks = support_crops(support, segment_ids)
+            sizes = np.array([len(m) for m in masks], dtype=np.int64)
+            offsets = f["masks"].shape[0] + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            columns = {"prototypes": segments.prototypes, "labels": segments.labels, "segment_ids": segment_ids,
+                       "pixel_counts": segments.pixel_counts, "bboxes": bboxes, "mask_offsets": offsets,
+                       "masks": np.concatenate(masks) if masks else np.zeros(0, np.uint8),
+                       "image_ids": np.array([image_id] * len(segment_ids), dtype=object)}
             for name, values in columns.items():
-                _append(f[name], values.numpy() if isinstance(values, torch.Tensor) else values)
-            _append(f["image_ids"], np.array([image_id] * len(labels), dtype=object))
+                _append(f[name], values.cpu().numpy() if isinstance(values, torch.Tensor) else values)
         total = f["labels"].shape[0]
         if total == 0:
             raise DataError(f"{path}: the prototype bank would be empty: no training segment has a label")
@@ -63,17 +88,46 @@ def _append(column: h5py.Dataset, values: np.ndarray) -> None:
 
 
 @dataclass
+class Provenance:
+    """Where one bank prototype comes from, with its support mask (True inside the bbox crop)."""
+    index: int
+    image_id: str
+    segment_id: int
+    label: int
+    pixel_count: int
+    bbox: tuple[int, int, int, int]
+    mask: np.ndarray
+
+
+@dataclass
 class Bank:
-    prototypes: torch.Tensor
-    labels: torch.Tensor
-    image_ids: list[str]
-    segment_ids: np.ndarray
-    pixel_counts: np.ndarray
+    path: Path
+    prototypes: torch.Tensor  # (S, D)
+    labels: torch.Tensor      # (S,) int64
     attrs: dict
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def provenance(self, indices: Iterable[int]) -> list[Provenance]:
+        """The provenance of the given rows, read from the file (the bank is not held in memory)."""
+        found = []
+        with h5py.File(self.path, "r") as f:
+            for index in map(int, indices):
+                top, left, bottom, right = (int(v) for v in f["bboxes"][index])
+                start, shape = int(f["mask_offsets"][index]), (bottom - top, right - left)
+                packed = f["masks"][start:start + (shape[0] * shape[1] + 7) // 8]
+                mask = np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+                image_id = f["image_ids"][index]
+                found.append(Provenance(index, image_id.decode() if isinstance(image_id, bytes) else image_id,
+                                        int(f["segment_ids"][index]), int(f["labels"][index]),
+                                        int(f["pixel_counts"][index]), (top, left, bottom, right), mask))
+        return found
 
 
 def read_bank(path: str | Path, expect: dict) -> Bank:
-    """Read a bank, refusing one whose attributes differ from `expect` (e.g. another model or dimension)."""
+    """Read a bank's prototypes and labels, checking its schema and refusing one whose attributes differ
+    from `expect` (e.g. another model or dimension)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: prototype bank is missing")
@@ -82,16 +136,18 @@ def read_bank(path: str | Path, expect: dict) -> Bank:
             attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
             missing = [name for name in list(COLUMNS) + ["image_ids"] if name not in f]
             if attrs.get("schema_version") != SCHEMA_VERSION or missing:
-                raise DataError(f"{path}: not a version-{SCHEMA_VERSION} prototype bank (missing {missing})")
+                raise DataError(f"{path}: not a version-{SCHEMA_VERSION} prototype bank (schema version "
+                                f"{attrs.get('schema_version')}, missing {missing}): rebuild it")
             for key, value in expect.items():
                 if attrs.get(key) != value:
                     raise DataError(f"{path}: bank {key} is {attrs.get(key)!r} but {value!r} is expected; "
                                     f"rebuild the bank for this model")
-            return Bank(prototypes=torch.from_numpy(f["prototypes"][:]),
-                        labels=torch.from_numpy(f["labels"][:].astype(np.int64)),
-                        image_ids=[s.decode() if isinstance(s, bytes) else s for s in f["image_ids"][:]],
-                        segment_ids=f["segment_ids"][:], pixel_counts=f["pixel_counts"][:],
-                        attrs=attrs)
+            rows = f["labels"].shape[0]
+            shapes = {name: f[name].shape for name in COLUMNS if name != "masks"} | {"image_ids": f["image_ids"].shape}
+            if any(shape[0] != rows for shape in shapes.values()) or f["prototypes"].shape[1:] != (attrs["feature_dim"],):
+                raise DataError(f"{path}: bank columns disagree in length or width: {shapes}")
+            return Bank(path, torch.from_numpy(f["prototypes"][:]),
+                        torch.from_numpy(f["labels"][:].astype(np.int64)), attrs)
     except OSError as err:
         raise DataError(f"{path}: cannot read prototype bank ({err})") from err
 

@@ -1,6 +1,15 @@
-"""Inference (paper Sec. 3.3): segment an image, describe each segment by a prototype, label it by kNN."""
+"""Inference (paper Sec. 3.3): segment an image, describe each segment by a prototype, label it by kNN.
+
+One view of an image (a scale, maybe mirrored) is segmented by spherical k-means on its embedding;
+each segment's prototype retrieves its k most cosine-similar prototypes of the labelled bank, and the
+neighbours' labels are the segment's votes, painted on its pixels. Multi-scale inference accumulates
+the painted votes of every view per pixel; each pixel takes the class with most votes.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -9,13 +18,33 @@ from segsort.clustering import cluster_pixels, compact_ids, location_features, s
 from segsort.io import IGNORE_LABEL
 
 
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How test images are segmented and labelled (the `inference` section of a preset)."""
+    grid: tuple[int, int]          # k-means initialisation blocks (rows, cols), as in training
+    kmeans_iterations: int
+    knn_k: int
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False             # also label the mirrored image of every scale
+
+    @classmethod
+    def from_params(cls, params: dict) -> "InferenceConfig":
+        section = params["inference"]
+        return cls(grid=tuple(params["segsort"]["grid"]), kmeans_iterations=section["kmeans_iterations"],
+                   knn_k=section["knn_k"], scales=tuple(section["scales"]), flip=section["flip"])
+
+
+def model_device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def pixel_features(model, image: np.ndarray, kind: str) -> torch.Tensor:
-    """Unit features (D, H, W) at full image resolution.
+    """Unit features (D, H, W) at full image resolution, on the model's device.
 
     kind "embedding": the SegSort embedding; "backbone": the ImageNet backbone features (Table 3, row 1).
-    Stride-8 maps are upsampled bilinearly and re-normalised.
+    Stride-s maps are upsampled bilinearly and re-normalised.
     """
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(model_device(model))
     with torch.inference_mode():
         features = model(x) if kind == "embedding" else model.backbone_features(x)
         features = F.interpolate(features, size=image.shape[:2], mode="bilinear", align_corners=False)
@@ -24,19 +53,20 @@ def pixel_features(model, image: np.ndarray, kind: str) -> torch.Tensor:
 
 def class_scores(model, image: np.ndarray) -> torch.Tensor:
     """A softmax-head model's class scores (C, H, W), upsampled bilinearly to the image."""
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(model_device(model))
     with torch.inference_mode():
         return F.interpolate(model(x), size=image.shape[:2], mode="bilinear", align_corners=False)[0]
 
 
-def segment_image(features: torch.Tensor, segsort_cfg: dict, pseudo_segments: np.ndarray | None = None):
+def segment_image(features: torch.Tensor, grid: tuple[int, int], iterations: int,
+                  pseudo_segments: np.ndarray | None = None) -> torch.Tensor:
     """(H, W) segment ids 0..S-1: spherical k-means with location features, or the given pseudo-segments."""
     if pseudo_segments is not None:
-        return compact_ids(torch.from_numpy(pseudo_segments.astype(np.int64)))
+        return compact_ids(torch.from_numpy(pseudo_segments.astype(np.int64)).to(features.device))
     height, width = features.shape[1:]
-    valid = torch.ones(height, width, dtype=torch.bool)
-    return cluster_pixels(features, valid, location_features(height, width), tuple(segsort_cfg["grid"]),
-                          segsort_cfg["kmeans_iterations"])
+    valid = torch.ones(height, width, dtype=torch.bool, device=features.device)
+    return cluster_pixels(features, valid, location_features(height, width, device=features.device),
+                          tuple(grid), iterations)
 
 
 def query_prototypes(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
@@ -45,16 +75,26 @@ def query_prototypes(features: torch.Tensor, segments: torch.Tensor) -> torch.Te
     return segment_means(flat, segments.reshape(-1), int(segments.max()) + 1)
 
 
-def labelled_prototypes(features: torch.Tensor, segments: torch.Tensor, labels: np.ndarray, num_classes: int):
+@dataclass
+class LabelledSegments:
+    """A labelled image's segments as they enter the bank (see labelled_prototypes)."""
+    segment_ids: torch.Tensor   # (S',) ids in the image's segmentation
+    labels: torch.Tensor        # (S',) majority ground-truth class
+    pixel_counts: torch.Tensor  # (S',) pixels carrying that class: the prototype's support
+    prototypes: torch.Tensor    # (S', D)
+    support: torch.Tensor       # (H, W) the segment id of the pixels each prototype averages, -1 elsewhere
+
+
+def labelled_prototypes(features: torch.Tensor, segments: torch.Tensor, labels: np.ndarray,
+                        num_classes: int) -> LabelledSegments:
     """Prototypes of a labelled image for the kNN bank.
 
     Each segment takes its majority ground-truth label (ties to the lower class id) and its prototype
     is the mean over the pixels carrying that label only, ignoring the unresolved rest (Sec. 3.3).
-    Segments without any labelled pixel are dropped. Returns (segment ids, labels, pixel counts,
-    prototypes (S', D)).
+    Segments without any labelled pixel are dropped.
     """
     seg = segments.reshape(-1)
-    lab = torch.from_numpy(labels.astype(np.int64)).reshape(-1)
+    lab = torch.from_numpy(labels.astype(np.int64)).to(seg.device).reshape(-1)
     valid = lab != IGNORE_LABEL
     num_segments = int(seg.max()) + 1
     counts = torch.bincount(seg[valid] * num_classes + lab[valid],
@@ -64,43 +104,100 @@ def labelled_prototypes(features: torch.Tensor, segments: torch.Tensor, labels: 
     agrees = valid & (lab == majority[seg])
     flat = features.reshape(features.shape[0], -1).T
     prototypes = segment_means(flat[agrees], seg[agrees], num_segments)
-    segment_ids = torch.nonzero(keep).squeeze(1)
-    return (segment_ids, majority[keep], counts[keep, majority[keep]], prototypes[keep])
+    support = torch.where(agrees, seg, torch.full_like(seg, -1)).reshape(segments.shape)
+    return LabelledSegments(torch.nonzero(keep).squeeze(1), majority[keep], counts[keep, majority[keep]],
+                            prototypes[keep], support)
 
 
-def knn_vote(queries: torch.Tensor, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor, k: int,
-             num_classes: int, chunk: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
-    """Label each query by the majority of its k most cosine-similar bank prototypes (ties to the lower id).
+def nearest_prototypes(queries: torch.Tensor, bank_prototypes: torch.Tensor, k: int,
+                       chunk: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact cosine top-k: (similarities (Q, k), bank indices (Q, k)), most similar first.
 
-    The bank is scanned in chunks so its similarity matrix never has to fit in memory at once.
-    Returns (labels (Q,), indices of the k neighbours (Q, k)).
+    The bank is scanned in chunks (moved to the queries' device one at a time), so neither the bank nor
+    its similarity matrix has to fit in device memory at once. Equal similarities keep the lower index.
     """
     k = min(k, len(bank_prototypes))
     best_sims = queries.new_full((len(queries), 0), float("-inf"))
-    best_idx = torch.zeros((len(queries), 0), dtype=torch.long)
+    best_idx = torch.zeros((len(queries), 0), dtype=torch.long, device=queries.device)
     for start in range(0, len(bank_prototypes), chunk):
-        sims = queries @ bank_prototypes[start:start + chunk].T
+        sims = queries @ bank_prototypes[start:start + chunk].to(queries.device).T
         top = sims.topk(min(k, sims.shape[1]), dim=1)
         merged_sims = torch.cat([best_sims, top.values], dim=1)
         merged_idx = torch.cat([best_idx, top.indices + start], dim=1)
         best_sims, order = merged_sims.topk(min(k, merged_sims.shape[1]), dim=1)
         best_idx = merged_idx.gather(1, order)
-    votes = F.one_hot(bank_labels[best_idx], num_classes).sum(dim=1)
-    return votes.argmax(dim=1), best_idx
+    return best_sims, best_idx
 
 
-def confusion_matrix(prediction: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    valid = labels != IGNORE_LABEL
-    index = labels[valid].astype(np.int64) * num_classes + prediction[valid].astype(np.int64)
-    return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+def knn_votes(neighbour_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(Q, C) vote counts from the labels (Q, k) of each query's neighbours."""
+    return F.one_hot(neighbour_labels, num_classes).sum(dim=1)
 
 
-def segmentation_scores(confusion: np.ndarray) -> dict:
-    """Per-class IoU (None for a class absent from both prediction and truth), mIoU over the others,
-    and pixel accuracy, from a (truth x prediction) confusion matrix accumulated over the dataset."""
-    tp = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(0) + confusion.sum(1) - tp
-    iou = [float(t / u) if u > 0 else None for t, u in zip(tp, union)]
-    present = [v for v in iou if v is not None]
-    return {"per_class_iou": iou, "miou": float(np.mean(present)) if present else 0.0,
-            "pixel_accuracy": float(tp.sum() / max(confusion.sum(), 1))}
+def majority(votes: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """The class with most votes; ties go to the lower class id (arg max returns the first maximum)."""
+    return votes.argmax(dim=dim)
+
+
+def resized_view(image: np.ndarray, scale: float, flip: bool) -> np.ndarray:
+    view = image if scale == 1.0 else cv2.resize(
+        image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+        interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(view[:, ::-1]) if flip else view
+
+
+def view_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
+               config: InferenceConfig, num_classes: int, kind: str = "embedding",
+               pseudo_segments: np.ndarray | None = None):
+    """Segment one view, retrieve each segment's neighbours, return (segments (H, W), per-segment votes
+    (S, C), neighbour similarities (S, k), neighbour indices (S, k))."""
+    features = pixel_features(model, image, kind)
+    segments = segment_image(features, config.grid, config.kmeans_iterations, pseudo_segments)
+    sims, neighbours = nearest_prototypes(query_prototypes(features, segments), bank_prototypes, config.knn_k)
+    votes = knn_votes(bank_labels.to(neighbours.device)[neighbours], num_classes)
+    return segments, votes, sims, neighbours
+
+
+def segsort_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
+                  config: InferenceConfig, num_classes: int, kind: str = "embedding",
+                  pseudo_segments: np.ndarray | None = None) -> torch.Tensor:
+    """(C, H, W) kNN votes accumulated per pixel over every scale and flip of `config`."""
+    height, width = image.shape[:2]
+    total = torch.zeros(num_classes, height, width, device=model_device(model))
+    for scale in config.scales:
+        for flip in (False, True) if config.flip else (False,):
+            view = resized_view(image, scale, flip)
+            view_segments = None if pseudo_segments is None else cv2.resize(
+                resized_view(pseudo_segments, 1.0, flip), view.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+            segments, votes, _, _ = view_votes(model, view, bank_prototypes, bank_labels, config, num_classes,
+                                               kind, view_segments)
+            painted = votes.T[:, segments].float()
+            if flip:
+                painted = painted.flip(-1)
+            if painted.shape[1:] != (height, width):
+                painted = F.interpolate(painted[None], size=(height, width), mode="nearest")[0]
+            total += painted
+    return total
+
+
+def segsort_labels(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
+                   config: InferenceConfig, num_classes: int, kind: str = "embedding",
+                   pseudo_segments: np.ndarray | None = None) -> np.ndarray:
+    """(H, W) uint8 class ids of a SegSort model's prediction."""
+    votes = segsort_votes(model, image, bank_prototypes, bank_labels, config, num_classes, kind, pseudo_segments)
+    return majority(votes).cpu().numpy().astype(np.uint8)
+
+
+def softmax_labels(model, image: np.ndarray, config: InferenceConfig) -> np.ndarray:
+    """(H, W) uint8 class ids of a softmax model: the arg max of its class probabilities, upsampled
+    bilinearly and averaged over the same scales and flips as SegSort's votes."""
+    height, width = image.shape[:2]
+    total = 0
+    for scale in config.scales:
+        for flip in (False, True) if config.flip else (False,):
+            probabilities = class_scores(model, resized_view(image, scale, flip)).softmax(0)
+            if flip:
+                probabilities = probabilities.flip(-1)
+            total = total + F.interpolate(probabilities[None], size=(height, width), mode="bilinear",
+                                          align_corners=False)[0]
+    return total.argmax(0).cpu().numpy().astype(np.uint8)

@@ -1,4 +1,5 @@
 """Stage: the kNN prototype bank of a model over the labelled training split, in HDF5 with provenance."""
+import json
 from pathlib import Path
 
 from segsort.bank import bank_identity, params_json
@@ -18,10 +19,14 @@ def main():
     params = load_params(args.params)
     setup_torch(params)
     split = params["evaluation"]["bank_split"]
-    dataset = VOCLayout(args.dataset_root, split, len(class_names(params["dataset"])), segments_dir=args.segments)
+    names = class_names(params["dataset"])
+    dataset = VOCLayout(args.dataset_root, split, len(names), segments_dir=args.segments)
     attrs = {**bank_identity(args.model, args.features, args.segments, params["dataset"]), "split": split,
+             "class_names": json.dumps(names), "dataset_root": str(args.dataset_root),
              "params": params_json({"segsort": params["segsort"], "bank_split": split})}
-    count = build_bank(load_model(args.model), dataset, args.features, params["segsort"], args.out, attrs)
+    segsort = params["segsort"]
+    count = build_bank(load_model(args.model), dataset, args.features, tuple(segsort["grid"]),
+                       segsort["kmeans_iterations"], args.out, attrs)
     print(f"{args.out}: {count} prototypes from {len(dataset)} images")
 
 

@@ -1,5 +1,6 @@
-"""Stage: segment the evaluation split and score it (mIoU, per-class IoU): a SegSort model by kNN against
-its prototype bank, a softmax model by the arg max of its class scores."""
+"""Stage: segment the evaluation split and score it (mIoU, per-class IoU, pixel accuracy, per-class
+boundary precision/recall/F): a SegSort model by kNN against its prototype bank, a softmax model by the
+arg max of its class scores."""
 from pathlib import Path
 
 from segsort.bank import bank_identity, read_bank
@@ -7,6 +8,7 @@ from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.evaluate import evaluate, evaluate_softmax
+from segsort.inference import InferenceConfig
 from segsort.io import DataError, write_json
 from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_main
 
@@ -21,6 +23,7 @@ def main():
     params = load_params(args.params)
     setup_torch(params)
     names = class_names(params["dataset"])
+    config = InferenceConfig.from_params(params)
     model = load_model(args.model)
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names),
                         segments_dir=args.segments)
@@ -29,15 +32,17 @@ def main():
         raise DataError(f"{args.model}: a {model.config['head']} model is evaluated "
                         f"{'without' if softmax else 'with'} --bank")
     if softmax:
-        scores = evaluate_softmax(model, dataset)
+        scores = evaluate_softmax(model, dataset, config)
     else:
         bank = read_bank(args.bank, expect={**bank_identity(args.model, args.features, args.segments,
                                                             params["dataset"]),
                                             "feature_dim": model.feature_dim(args.features)})
-        scores = evaluate(model, dataset, bank, args.features, params["segsort"], params["evaluation"]["knn_k"])
+        scores = evaluate(model, dataset, bank, args.features, config)
     scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
-    write_json(args.out, {"model": args.model.parent.name, "split": dataset.split, **scores})
-    print(f"{args.out}: mIoU {100 * scores['miou']:.2f}")
+    scores["per_class_boundary"] = dict(zip(names, scores["per_class_boundary"]))
+    write_json(args.out, {"model": args.model.parent.name, "split": dataset.split,
+                          "inference": params["inference"], **scores})
+    print(f"{args.out}: mIoU {100 * scores['miou']:.2f}, boundary F {100 * scores['boundary_f']:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Stage: one table of the paper (params.yaml `tables`) as CSV: each row's columns as given, then the
-mIoU of the row's model from its metrics file."""
+mIoU and the boundary f-measure (mean over the classes, as the paper takes it) of the row's model from its metrics file."""
 import json
 from pathlib import Path
 
@@ -21,7 +21,8 @@ def main():
     missing = [row["model"] for row in rows if row["model"] not in metrics]
     if missing:
         raise DataError(f"{args.table}: no metrics file given for {missing}")
-    table = pd.DataFrame([{**row, "mIoU": round(100 * metrics[row["model"]]["miou"], 2)} for row in rows])
+    table = pd.DataFrame([{**row, "mIoU": round(100 * metrics[row["model"]]["miou"], 2),
+                           "f-measure": round(100 * metrics[row["model"]]["boundary_f"], 2)} for row in rows])
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     print(table.to_string(index=False))

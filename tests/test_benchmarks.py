@@ -19,3 +19,28 @@ def test_pseudo_segments_speed_benchmark_prints_both_speeds():
     assert result.returncode == 0, result.stderr[-2000:]
     assert "images/s" in result.stdout.split("HED (")[1]
     assert "owt-ucm, one core:" in result.stdout and "s per image" in result.stdout
+
+
+def test_inference_latency_benchmark_writes_table4(tmp_path):
+    out = tmp_path / "table4.csv"
+    result = subprocess.run([sys.executable, "benchmarks/inference_latency.py", "--network", "lite0_pyramid",
+                             "--size", "48", "64", "--images", "1", "--repeats", "1", "--warmup", "0",
+                             "--banks", "50", "300", "--iterations", "1", "2", "--knn", "1", "3",
+                             "--device", "cpu", "--threads", "1", "--out", str(out)],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import csv
+    rows = list(csv.DictReader(out.open()))
+    assert [r["method"] for r in rows] == ["softmax"] + ["segsort"] * 8
+    assert {(r["bank"], r["kmeans_iterations"], r["knn_k"]) for r in rows[1:]} == {
+        (b, i, k) for b in ("50", "300") for i in ("1", "2") for k in ("1", "3")}
+    for column in ("method", "bank", "kmeans_iterations", "knn_k", "kmeans_pct", "knn_pct", "time_ms",
+                   "time_vs_softmax", "memory_mib", "memory_vs_softmax", "device"):
+        assert column in rows[0]
+    assert rows[0]["time_vs_softmax"] == rows[0]["memory_vs_softmax"] == "1.0000"
+    for row in rows:
+        assert float(row["time_vs_softmax"]) > 0 and float(row["memory_vs_softmax"]) > 0
+    for row in rows[1:]:
+        assert 0 <= float(row["kmeans_pct"]) <= 100 and 0 <= float(row["knn_pct"]) <= 100
+        assert row["bank_content"].startswith("synthetic")
+    assert "x softmax" in result.stdout and "2 iterations + 3-NN vs softmax: time" in result.stdout

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from segsort.clustering import (cluster_pixels, grid_assignment, location_features, partition_by_labels,
                                 segment_means, spherical_kmeans)
-from segsort.inference import knn_vote, labelled_prototypes
+from segsort.inference import knn_votes, labelled_prototypes, majority, nearest_prototypes
 from segsort.losses import MemoryBank, vmf_loss, vmf_n_loss
 
 
@@ -140,17 +140,24 @@ def test_labelled_prototypes_majority_and_agreeing_pixels_only():
     features = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]).reshape(2, 1, 4)
     segments = torch.tensor([[0, 0, 0, 1]])
     labels = np.array([[2, 2, 1, 255]], dtype=np.uint8)
-    seg_ids, seg_labels, counts, protos = labelled_prototypes(features, segments, labels, num_classes=3)
+    found = labelled_prototypes(features, segments, labels, num_classes=3)
     # Segment 0: labels 2,2,1 -> majority 2, prototype from its two label-2 pixels only; segment 1 unlabelled.
-    assert seg_ids.tolist() == [0] and seg_labels.tolist() == [2] and counts.tolist() == [2]
-    assert protos[0].tolist() == [1.0, 0.0]
+    assert found.segment_ids.tolist() == [0] and found.labels.tolist() == [2] and found.pixel_counts.tolist() == [2]
+    assert found.prototypes[0].tolist() == [1.0, 0.0]
+    assert found.support.tolist() == [[0, 0, -1, -1]]  # the pixels the prototype averages
 
 
 def test_knn_vote_majority_ties_to_lower_class_and_chunking():
     bank = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.8, 0.2], [0.0, 1.0]]), dim=1)
     bank_labels = torch.tensor([3, 1, 1, 2])
     query = F.normalize(torch.tensor([[1.0, 0.05]]), dim=1)
-    assert knn_vote(query, bank, bank_labels, 3, 4)[0].tolist() == [1]     # 1,1 beat 3
-    assert knn_vote(query, bank, bank_labels, 2, 4)[0].tolist() == [1]     # one vote each for 3 and 1: lower id
-    labels, idx = knn_vote(query, bank, bank_labels, 3, 4, chunk=1)
-    assert labels.tolist() == [1] and sorted(idx[0].tolist()) == [0, 1, 2]
+
+    def vote(k, chunk=65536):
+        sims, idx = nearest_prototypes(query, bank, k, chunk)
+        return majority(knn_votes(bank_labels[idx], 4), dim=1), sims, idx
+
+    assert vote(3)[0].tolist() == [1]     # 1,1 beat 3
+    assert vote(2)[0].tolist() == [1]     # one vote each for 3 and 1: lower id
+    labels, sims, idx = vote(3, chunk=1)
+    assert labels.tolist() == [1] and idx[0].tolist() == [0, 1, 2]  # most similar first, across chunks
+    assert torch.allclose(sims[0], query[0] @ bank[:3].T)

@@ -1,9 +1,10 @@
 """The whole tiny-dataset DAG, run by Snakemake in a scratch copy of the repository, reproduces the
-committed reports/table3.csv.
+committed reports/table3.csv (mIoU and boundary f-measure).
 
 Tolerance: on the machine that made the committed numbers the run is bit-for-bit deterministic (fixed
 seeds, fixed thread count), so the mIoU values agree exactly there. A different CPU may round float
-sums differently, and training amplifies that, so we allow MIOU_TOLERANCE points of mIoU per row.
+sums differently, and training amplifies that, so we allow MIOU_TOLERANCE points of mIoU and
+F_MEASURE_TOLERANCE points of boundary f-measure per row.
 """
 import os
 import subprocess
@@ -19,6 +20,7 @@ from workflow_dags import copy_tracked_files, dvc_downstream, snakemake_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 MIOU_TOLERANCE = 2.0  # mIoU points
+F_MEASURE_TOLERANCE = 2.0  # boundary f-measure points
 TARGET, TARGET_STAGE = "reports/table3.csv", "table3"  # what CI rebuilds: the Lite0 runs, not the ResNets
 
 
@@ -36,14 +38,17 @@ def test_table3_matches_committed_numbers(pipeline_run):
     expected = pd.read_csv(REPO / "reports" / "table3.csv")
     produced = pd.read_csv(pipeline_run / "reports" / "table3.csv")
     assert produced["model"].tolist() == expected["model"].tolist()
-    difference = (produced["mIoU"] - expected["mIoU"]).abs()
-    assert (difference <= MIOU_TOLERANCE).all(), pd.concat([expected, produced["mIoU"].rename("now")], axis=1)
+    for column, tolerance in (("mIoU", MIOU_TOLERANCE), ("f-measure", F_MEASURE_TOLERANCE)):
+        difference = (produced[column] - expected[column]).abs()
+        assert (difference <= tolerance).all(), pd.concat([expected, produced[column].rename("now")], axis=1)
 
 
-def test_every_metrics_file_has_per_class_iou(pipeline_run):
+def test_every_metrics_file_has_per_class_iou_and_boundary_scores(pipeline_run):
     for metrics in (pipeline_run / "reports" / "metrics").glob("*.json"):
         scores = pd.read_json(metrics, typ="series")
         assert len(scores["per_class_iou"]) == len(class_names("tiny")) and 0 <= scores["miou"] <= 1, metrics.name
+        assert len(scores["per_class_boundary"]) == len(class_names("tiny")), metrics.name
+        assert 0 < scores["boundary_f"] <= 1, metrics.name
 
 
 def dvc_would_run(work: Path, env: dict) -> set[str]:
@@ -65,7 +70,7 @@ ROW1 = {"prototype_bank_pseudo_segments@imagenet_lite0_pyramid", "metrics_pseudo
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("evaluation.knn_k", 5, KMEANS_METRICS | {"metrics_pseudo_segments@imagenet_lite0_pyramid", "table3"}),
+    ("presets.tiny.inference.knn_k", 5, KMEANS_METRICS | {"metrics_pseudo_segments@imagenet_lite0_pyramid", "table3"}),
     ("presets.tiny.schedules.finetune.steps", 60, {"train_supervised@sup_train_aug_then_train", "table3",
                                       "prototype_bank_kmeans@sup_train_aug_then_train",
                                       "metrics_kmeans@sup_train_aug_then_train"}),

@@ -4,8 +4,8 @@ DATA = f"data/{config['dataset']}"
 PRESET = f"presets.{config['preset']}"
 TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", f"{PRESET}.segsort")
 BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split")
-EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", "evaluation.knn_k")
-SOFTMAX_EVAL_PARAMS = ("threads", "evaluation.eval_split")
+EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", f"{PRESET}.inference")
+SOFTMAX_EVAL_PARAMS = ("threads", "evaluation.eval_split", f"{PRESET}.inference")
 
 
 def params_of(*keys):

@@ -93,3 +93,42 @@ rule metrics_softmax:
         f"{DATA}/logs/metrics_softmax/{{model}}.log",
     shell:
         "python stages/evaluate.py --model {input.model} --dataset-root {input.dataset} --out {output} --log {log}"
+
+
+rule retrieval_figure:
+    input:
+        model=lambda wildcards: f"{DATA}/models/{config['retrieval_figures']['models'][wildcards.figure]}/model.pt",
+        bank=lambda wildcards: f"{DATA}/banks/{config['retrieval_figures']['models'][wildcards.figure]}.h5",
+        dataset=f"{DATA}/dataset",
+    output:
+        "reports/figures/{figure}.png",
+    wildcard_constraints:
+        figure=one_of(config["retrieval_figures"]["models"]),
+    params:
+        tracked=params_of(*EVAL_PARAMS, "retrieval_figures"),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/retrieval_figure/{{figure}}.log",
+    shell:
+        "python stages/retrieval_figure.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
+        " --out {output} --log {log}"
+
+
+rule unsupervised_metrics:
+    input:
+        model=f"{DATA}/models/{{model}}/model.pt",
+        dataset=f"{DATA}/dataset",
+    output:
+        "reports/metrics/unsupervised/{model}.json",
+    wildcard_constraints:
+        model=one_of(config["evaluation"]["unsupervised_protocol_models"]),
+    params:
+        features=lambda wildcards: config["evaluation"]["unsupervised_protocol_models"][wildcards.model],
+        tracked=params_of("seed", "threads", "evaluation.bank_split", "evaluation.eval_split",
+                          "evaluation.unsupervised_protocols"),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/unsupervised_metrics/{{model}}.log",
+    shell:
+        "python stages/unsupervised_metrics.py --model {input.model} --dataset-root {input.dataset}"
+        " --features {params.features} --out {output} --log {log}"

@@ -1,0 +1,141 @@
+"""`segsort predict` and `segsort explain`: a trained model (and its prototype bank) on your own images.
+
+    segsort predict --model M.pt --bank M.h5 photos/ --out labelled/
+    segsort explain photo.jpg --model M.pt --bank M.h5 --out why.png
+
+Inference settings (k-means iterations, k of kNN, scales, flip) come from the active preset of
+--params (params.yaml by default); class names from the bank. A softmax model needs no bank.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from segsort.bank import Bank, read_bank
+from segsort.checkpoint import file_sha256, load_model
+from segsort.data import class_names
+from segsort.explain import PALETTE, explain_image, retrieval_figure
+from segsort.inference import InferenceConfig, segsort_labels, softmax_labels
+from segsort.io import DataError, atomic_path, read_image, write_label_png
+from segsort.stage import load_params
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def device_of(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
+                        "cpu" if name == "auto" else name)
+
+
+def load_model_and_bank(args) -> tuple[torch.nn.Module, Bank | None, tuple[str, ...]]:
+    """The model on its device and, for a SegSort model, its bank, refused if made by another model."""
+    model = load_model(args.model).to(device_of(args.device))
+    if model.config["head"] == "softmax":
+        return model, None, class_names(load_params(args.params)["dataset"])
+    if args.bank is None:
+        raise DataError(f"{args.model}: a SegSort model labels segments by kNN: give its prototype bank (--bank)")
+    bank = read_bank(args.bank, expect={"model_sha256": file_sha256(args.model), "feature_kind": "embedding",
+                                        "segmentation": "kmeans", "feature_dim": model.feature_dim("embedding")})
+    return model, bank, tuple(json.loads(bank.attrs["class_names"]))
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Each non-background pixel tinted with its class colour."""
+    out = image.astype(np.float32)
+    tinted = labels != 0
+    out[tinted] = (1 - alpha) * out[tinted] + alpha * PALETTE[labels[tinted]]
+    return out.astype(np.uint8)
+
+
+def predict(args) -> int:
+    images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
+        if args.images.is_dir() else []
+    if not images:
+        raise DataError(f"{args.images}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+    params = load_params(args.params)
+    torch.set_num_threads(params["threads"])
+    config = InferenceConfig.from_params(params)
+    model, bank, names = load_model_and_bank(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for path in images:
+        try:
+            image = read_image(path)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed.append(path)
+            continue
+        labels = softmax_labels(model, image, config) if bank is None else \
+            segsort_labels(model, image, bank.prototypes, bank.labels, config, len(names))
+        with atomic_path(args.out / f"{path.stem}.png") as tmp:
+            write_label_png(tmp, labels)
+        with atomic_path(args.out / f"{path.stem}_overlay.jpg") as tmp:
+            Image.fromarray(overlay(image, labels)).save(tmp, format="JPEG", quality=92)
+        found = ", ".join(names[c] for c in np.unique(labels))
+        print(f"{path.name}: {found}")
+    print(f"{len(images) - len(failed)} of {len(images)} images labelled into {args.out}")
+    if failed:
+        print(f"error: {len(failed)} image(s) could not be read: {', '.join(str(p) for p in failed)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def explain(args) -> int:
+    params = load_params(args.params)
+    torch.set_num_threads(params["threads"])
+    model, bank, names = load_model_and_bank(args)
+    if bank is None:
+        raise DataError(f"{args.model}: a softmax model has no retrieved segments to explain its labels")
+    dataset_root = args.dataset_root or Path(bank.attrs["dataset_root"])
+    image = read_image(args.image)
+    queries = explain_image(model, image, bank, InferenceConfig.from_params(params), len(names),
+                            args.segments, args.neighbours)
+    with atomic_path(args.out) as tmp:
+        retrieval_figure([(args.image.stem, image, queries)], dataset_root, names, tmp,
+                         f"{args.image.name}: its segments and the training segments they retrieved")
+    print(f"{args.out}: {len(queries)} segments explained")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="segsort", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = p.add_subparsers(dest="command", required=True)
+    for name, help_text in (("predict", "label every image of a folder: label PNGs and colour overlays"),
+                            ("explain", "draw an image's segments next to the training segments they retrieved")):
+        c = commands.add_parser(name, help=help_text)
+        if name == "predict":
+            c.add_argument("images", type=Path, help="folder of images")
+        else:
+            c.add_argument("image", type=Path)
+            c.add_argument("--dataset-root", type=Path, help="the bank's training images (default: as recorded "
+                                                              "in the bank)")
+            c.add_argument("--segments", type=int, default=6, help="largest segments shown (default 6)")
+            c.add_argument("--neighbours", type=int, default=5, help="retrieved segments shown (default 5)")
+        c.add_argument("--model", required=True, type=Path, help="model checkpoint (model.pt)")
+        c.add_argument("--bank", type=Path, help="the model's prototype bank (SegSort models)")
+        c.add_argument("--out", required=True, type=Path,
+                       help="output folder" if name == "predict" else "PNG to write")
+        c.add_argument("--params", default="params.yaml", help="inference settings (default: params.yaml)")
+        c.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return predict(args) if args.command == "predict" else explain(args)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

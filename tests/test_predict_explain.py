@@ -1,0 +1,108 @@
+"""`segsort predict` and `segsort explain` with a model and its bank (untrained weights: the plumbing and
+the provenance are under test, not the accuracy); evaluation of a multi-scale config end to end."""
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from segsort.bank import read_bank
+from segsort.checkpoint import save_model
+from segsort.cli import main as segsort_cli
+from segsort.data import class_names
+from segsort.data.voc import VOCLayout
+from segsort.evaluate import build_bank, evaluate
+from segsort.inference import InferenceConfig, segsort_votes
+from segsort.models import build_model, network_config
+
+
+@pytest.fixture(scope="module")
+def model_and_bank(tmp_path_factory, small_dataset, params):
+    torch.manual_seed(0)
+    names = class_names("tiny")
+    model = build_model(network_config(params["networks"]["lite0_pyramid"], "segsort", 8, len(names))).eval()
+    folder = tmp_path_factory.mktemp("model")
+    save_model(folder / "model.pt", model, "untrained")
+    from segsort.bank import bank_identity
+    attrs = {**bank_identity(folder / "model.pt", "embedding", None, "tiny"), "split": "train",
+             "class_names": json.dumps(names), "dataset_root": str(small_dataset), "params": "{}"}
+    count = build_bank(model, VOCLayout(small_dataset, "train", len(names)), "embedding", (3, 3), 3,
+                       folder / "bank.h5", attrs)
+    assert count > 0
+    return folder / "model.pt", folder / "bank.h5", model
+
+
+@pytest.fixture
+def params_path(tmp_path, params_file):
+    p = dict(params_file)
+    p["presets"] = {**p["presets"], "tiny": {**p["presets"]["tiny"], "segsort": {
+        **p["presets"]["tiny"]["segsort"], "grid": [3, 3]}}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(p))
+    return path
+
+
+def test_predict_labels_a_folder_and_names_the_corrupt_file(tmp_path, small_dataset, model_and_bank,
+                                                             params_path, capsys):
+    model_path, bank_path, _ = model_and_bank
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for image_id in VOCLayout(small_dataset, "val", 1, with_labels=False).ids[:2]:
+        (photos / f"{image_id}.jpg").write_bytes((small_dataset / "JPEGImages" / f"{image_id}.jpg").read_bytes())
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff this is not a jpeg")
+    out = tmp_path / "labelled"
+    code = segsort_cli(["predict", str(photos), "--model", str(model_path), "--bank", str(bank_path),
+                        "--out", str(out), "--params", str(params_path), "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "broken.jpg: cannot decode image" in captured.err
+    assert "2 of 3 images labelled" in captured.out
+    good = sorted(p.stem for p in photos.glob("*.jpg") if p.name != "broken.jpg")
+    assert sorted(p.stem for p in out.glob("*.png")) == good
+    for stem in good:
+        labels = np.asarray(Image.open(out / f"{stem}.png"))
+        image = Image.open(photos / f"{stem}.jpg")
+        assert labels.shape == (image.height, image.width) and labels.max() < len(class_names("tiny"))
+        assert Image.open(out / f"{stem}_overlay.jpg").size == image.size
+    assert not list(out.glob(".*"))  # no temporary leftovers
+
+
+def test_predict_refuses_a_bank_of_another_model(tmp_path, model_and_bank, params_path, capsys, params):
+    _, bank_path, _ = model_and_bank
+    other = build_model(network_config(params["networks"]["lite0_pyramid"], "segsort", 8, len(class_names("tiny"))))
+    save_model(tmp_path / "other.pt", other, "other")
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (40, 30)).save(tmp_path / "photos" / "a.png")
+    code = segsort_cli(["predict", str(tmp_path / "photos"), "--model", str(tmp_path / "other.pt"),
+                        "--bank", str(bank_path), "--out", str(tmp_path / "out"), "--params", str(params_path)])
+    assert code == 1 and "bank model_sha256 is" in capsys.readouterr().err
+
+
+def test_explain_draws_each_segment_with_its_retrieved_training_segments(tmp_path, small_dataset,
+                                                                        model_and_bank, params_path):
+    model_path, bank_path, _ = model_and_bank
+    image = small_dataset / "JPEGImages" / f"{VOCLayout(small_dataset, 'val', 1, with_labels=False).ids[0]}.jpg"
+    out = tmp_path / "why.png"
+    code = segsort_cli(["explain", str(image), "--model", str(model_path), "--bank", str(bank_path),
+                        "--out", str(out), "--params", str(params_path), "--segments", "3", "--neighbours", "4"])
+    assert code == 0
+    figure = np.asarray(Image.open(out))
+    assert figure.shape[0] > 300 and figure.shape[1] > 500 and figure.std() > 10
+
+
+def test_multi_scale_votes_add_up_over_views_and_single_scale_matches_evaluation(small_dataset, model_and_bank):
+    _, bank_path, model = model_and_bank
+    bank = read_bank(bank_path, expect={})
+    num_classes = len(class_names("tiny"))
+    sample = VOCLayout(small_dataset, "val", num_classes)[0]
+    config = InferenceConfig(grid=(3, 3), kmeans_iterations=3, knn_k=5, scales=(0.5, 1.25), flip=True)
+    votes = segsort_votes(model, sample.image, bank.prototypes, bank.labels, config, num_classes)
+    assert votes.shape == (num_classes, *sample.image.shape[:2])
+    assert torch.all(votes.sum(0) == 5 * 4)  # every pixel got k votes from each of the 4 views
+    one_image = VOCLayout(small_dataset, "val", num_classes)
+    one_image.ids = one_image.ids[:1]
+    scores = evaluate(model, one_image, bank, "embedding", config)
+    assert 0 <= scores["miou"] <= 1 and 0 <= scores["boundary_f"] <= 1
+    assert set(scores) >= {"per_class_iou", "per_class_boundary", "boundary_precision", "boundary_recall"}
