@@ -117,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
             c.add_argument("image", type=Path)
             c.add_argument("--dataset-root", type=Path, help="the bank's training images (default: as recorded "
                                                               "in the bank)")
-            c.add_argument("--segments", type=int, default=6, help="largest segments shown (default 6)")
+            c.add_argument("--segments", type=int, default=6, help="segments shown, taken in turns from each predicted class (default 6)")
             c.add_argument("--neighbours", type=int, default=5, help="retrieved segments shown (default 5)")
         c.add_argument("--model", required=True, type=Path, help="model checkpoint (model.pt)")
         c.add_argument("--bank", type=Path, help="the model's prototype bank (SegSort models)")

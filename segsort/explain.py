@@ -7,6 +7,7 @@ image id, bbox and support mask) and framed in the colour of its label.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 import matplotlib
@@ -36,15 +37,25 @@ class Query:
 
 def explain_image(model, image: np.ndarray, bank: Bank, config: InferenceConfig, num_classes: int,
                   max_segments: int, max_neighbours: int) -> list[Query]:
-    """The `max_segments` largest segments of the image, each with its `max_neighbours` nearest prototypes."""
+    """Up to `max_segments` segments of the image, each with its `max_neighbours` nearest prototypes.
+
+    Segments are taken in turns from each predicted class, the class covering the least area first and
+    the largest segment of a class first: objects get explained before the background's many pieces.
+    """
     single_view = InferenceConfig(config.grid, config.kmeans_iterations, config.knn_k)
     segments, votes, sims, neighbours = view_votes(model, image, bank.prototypes, bank.labels, single_view,
                                                    num_classes)
     segments = segments.cpu().numpy()
     sizes = np.bincount(segments.ravel(), minlength=len(votes))
-    largest = np.argsort(-sizes, kind="stable")[:max_segments]
+    labels = majority(votes, dim=1).cpu().numpy()
+    by_class: dict[int, list[int]] = {}
+    for s in np.argsort(-sizes, kind="stable"):
+        by_class.setdefault(int(labels[s]), []).append(int(s))
+    classes = sorted(by_class, key=lambda c: (sizes[by_class[c]].sum(), c))
+    turns = zip_longest(*(by_class[c] for c in classes))
+    chosen = [s for turn in turns for s in turn if s is not None][:max_segments]
     queries = []
-    for s in largest:
+    for s in chosen:
         shown = neighbours[s, :max_neighbours].tolist()
         queries.append(Query(segments == s, int(majority(votes[s])), votes[s].cpu().numpy(),
                              bank.provenance(shown), sims[s, :max_neighbours].tolist()))
