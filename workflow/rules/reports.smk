@@ -1,3 +1,6 @@
+PAPER_TABLES = "references/paper_tables.yaml"
+
+
 # One rule per table of params.yaml `tables` (named after it, as its DVC stage is).
 for table, rows in config["tables"].items():
 
@@ -6,6 +9,7 @@ for table, rows in config["tables"].items():
             table
         input:
             metrics=[f"reports/metrics/{row['model']}.json" for row in rows],
+            paper=PAPER_TABLES,
         output:
             f"reports/{table}.csv",
         params:
@@ -14,4 +18,19 @@ for table, rows in config["tables"].items():
         log:
             f"{DATA}/logs/{table}.log",
         shell:
-            "python stages/table.py --table {params.table} --metrics {input.metrics} --out {output} --log {log}"
+            "python stages/table.py --table {params.table} --metrics {input.metrics} --paper {input.paper}"
+            " --out {output} --log {log}"
+
+
+rule tables_markdown:
+    input:
+        tables=[f"reports/{table}.csv" for table in config["tables"]],
+        paper=PAPER_TABLES,
+    output:
+        "reports/tables.md",
+    params:
+        tracked=params_of("dataset"),
+    log:
+        f"{DATA}/logs/tables_markdown.log",
+    shell:
+        "python stages/tables_markdown.py --tables {input.tables} --paper {input.paper} --out {output} --log {log}"

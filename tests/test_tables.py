@@ -1,0 +1,47 @@
+"""Tables with the paper's values beside ours: row matching, differences, rendering, and every row of
+params.yaml `tables` finding its row in references/paper_tables.yaml."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from segsort.io import DataError
+from segsort.tables import build_table, load_paper_tables, markdown_table, paper_row
+
+REPO = Path(__file__).resolve().parents[1]
+PAPER = {"caption": "c", "dataset": "voc2012", "columns": ["mIoU", "f-measure"], "rows": [
+    {"method": "A", "split": "val", "values": {"mIoU": 70.0, "f-measure": 50.0}},
+    {"method": "A", "split": "test", "values": {"mIoU": 71.0, "f-measure": None}},
+    {"method": "B", "split": "val", "values": {"mIoU": 72.5, "f-measure": 55.25}}]}
+
+
+def test_ours_beside_the_papers_with_the_difference():
+    rows = [{"Method": "A", "model": "a", "paper": {"method": "A", "split": "val"}},
+            {"Method": "A", "model": "a", "paper": {"method": "A", "split": "test"}}]
+    table = build_table("t", rows, {"a": {"miou": 0.75123, "boundary_f": 0.4}}, PAPER)
+    assert table.columns.tolist() == ["Method", "model", "mIoU", "mIoU (paper)", "mIoU Δ", "f-measure",
+                                      "f-measure (paper)", "f-measure Δ"]
+    assert table.iloc[0].tolist() == ["A", "a", 75.12, 70.0, 5.12, 40.0, 50.0, -10.0]
+    assert pd.isna(table.iloc[1]["f-measure (paper)"]) and pd.isna(table.iloc[1]["f-measure Δ"])
+
+
+def test_a_row_must_match_exactly_one_paper_row():
+    with pytest.raises(DataError, match="2 rows of the paper's table match {'method': 'A'}"):
+        paper_row(PAPER, "t", {"method": "A"})
+    with pytest.raises(DataError, match="0 rows"):
+        paper_row(PAPER, "t", {"method": "C"})
+    with pytest.raises(DataError, match="no metrics file given for b"):
+        build_table("t", [{"model": "b", "paper": {"method": "B"}}], {}, PAPER)
+
+
+def test_markdown_leaves_missing_values_blank():
+    text = markdown_table(pd.DataFrame([{"x": "A", "y": 1.5}, {"x": "B", "y": None}]))
+    assert text.splitlines() == ["| x | y |", "|---|---|", "| A | 1.50 |", "| B |  |"]
+
+
+def test_every_configured_row_finds_its_paper_row(params):
+    paper = load_paper_tables(REPO / "references" / "paper_tables.yaml")
+    for name, rows in params["tables"].items():
+        for row in rows:
+            values = paper_row(paper[name], name, row["paper"])
+            assert values["mIoU"] is not None, (name, row)
