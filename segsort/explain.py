@@ -6,6 +6,7 @@ image id, bbox and support mask) and framed in the colour of its label.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
@@ -121,7 +122,8 @@ def retrieval_figure(examples: list[tuple[str, np.ndarray, list[Query]]], datase
     used = sorted({q.label for _, _, q in rows} | {f.label for _, _, q in rows for f in q.neighbours})
     fig.legend(handles=[Patch(color=PALETTE[c] / 255, label=class_names[c]) for c in used],
                loc="lower center", ncol=min(len(used), 6), fontsize=8, frameon=False)
+    legend_height = 0.25 * math.ceil(len(used) / 6) / fig.get_figheight()  # 0.25 inch per legend line
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    fig.tight_layout(rect=(0, legend_height, 1, 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)
