@@ -1,9 +1,11 @@
 """Stage: one table of the paper (params.yaml `tables`) as CSV: each row's label columns and model, then
-for mIoU and the boundary f-measure (mean over the classes, as the paper takes it) our value from the
-model's metrics file, the paper's value (references/paper_tables.yaml) and the difference."""
+each column's value from the model's metrics file (mIoU and boundary f-measure, or per-class IoU or
+boundary precision/recall/F), beside the paper's value (references/paper_tables.yaml) and the difference
+where the paper has that column."""
 import json
 from pathlib import Path
 
+from segsort.data import class_names
 from segsort.io import atomic_path
 from segsort.stage import load_params, parser, stage_main
 from segsort.tables import build_table, load_paper_tables
@@ -17,9 +19,10 @@ def main():
     p.add_argument("--paper", required=True, type=Path, help="the paper's tables (references/paper_tables.yaml)")
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args()
-    rows = load_params(args.params)["tables"][args.table]
+    params = load_params(args.params)
     metrics = {path.stem: json.loads(path.read_text()) for path in args.metrics}
-    table = build_table(args.table, rows, metrics, load_paper_tables(args.paper)[args.table])
+    table = build_table(args.table, params["tables"][args.table], metrics, load_paper_tables(args.paper)[args.table],
+                        params["dataset"], class_names(params["dataset"]))
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     print(table.to_string(index=False))

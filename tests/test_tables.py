@@ -18,7 +18,7 @@ PAPER = {"caption": "c", "dataset": "voc2012", "columns": ["mIoU", "f-measure"],
 def test_ours_beside_the_papers_with_the_difference():
     rows = [{"Method": "A", "model": "a", "paper": {"method": "A", "split": "val"}},
             {"Method": "A", "model": "a", "paper": {"method": "A", "split": "test"}}]
-    table = build_table("t", rows, {"a": {"miou": 0.75123, "boundary_f": 0.4}}, PAPER)
+    table = build_table("t", rows, {"a": {"miou": 0.75123, "boundary_f": 0.4}}, PAPER, "voc2012", ("background", "cat"))
     assert table.columns.tolist() == ["Method", "model", "mIoU", "mIoU (paper)", "mIoU Δ", "f-measure",
                                       "f-measure (paper)", "f-measure Δ"]
     assert table.iloc[0].tolist() == ["A", "a", 75.12, 70.0, 5.12, 40.0, 50.0, -10.0]
@@ -31,7 +31,31 @@ def test_a_row_must_match_exactly_one_paper_row():
     with pytest.raises(DataError, match="0 rows"):
         paper_row(PAPER, "t", {"method": "C"})
     with pytest.raises(DataError, match="no metrics file given for b"):
-        build_table("t", [{"model": "b", "paper": {"method": "B"}}], {}, PAPER)
+        build_table("t", [{"model": "b", "paper": {"method": "B"}}], {}, PAPER, "voc2012", ("background", "cat"))
+
+
+PER_CLASS = {"caption": "c", "dataset": "voc2012", "columns": ["cat", "dog", "mean"], "rows": [
+    {"method": "A", "metric": "recall", "values": {"cat": 60.0, "dog": 40.0, "mean": 55.0}}]}
+METRICS = {"miou": 0.5, "boundary_recall": 0.45, "boundary_precision": 0.4, "boundary_f": 0.42,
+           "per_class_iou": {"background": 0.9, "cat": 0.6, "bird": 0.0},
+           "per_class_boundary": {"background": {"precision": 0.5, "recall": 0.7, "f_measure": 0.58},
+                                  "cat": {"precision": 0.3, "recall": 0.2, "f_measure": 0.24}, "bird": None}}
+
+
+def test_per_class_tables_show_our_classes_and_compare_the_columns_the_paper_shares():
+    row = {"Method": "A", "metric": "recall", "model": "a", "paper": {"method": "A", "metric": "recall"}}
+    table = build_table("t", [row], {"a": METRICS}, PER_CLASS, "voc2012", ("background", "cat", "bird"))
+    # no background column (the paper prints none, its mean includes it); bird has no boundary at all
+    assert table.columns.tolist() == ["Method", "metric", "model", "cat", "cat (paper)", "cat Δ", "bird", "mean",
+                                      "mean (paper)", "mean Δ"]
+    assert table.iloc[0][["cat", "cat (paper)", "cat Δ", "mean", "mean Δ"]].tolist() == [20.0, 60.0, -40.0, 45.0, -10.0]
+    assert pd.isna(table.iloc[0]["bird"])
+    iou_row = {"Method": "A", "model": "a", "paper": {"method": "A"}}
+    iou = build_table("t", [iou_row], {"a": METRICS}, PER_CLASS, "voc2012", ("background", "cat", "bird"))
+    assert iou.iloc[0][["cat", "bird", "mean"]].tolist() == [60.0, 0.0, 50.0]
+    # on another dataset a class that shares a name is not compared, the mean still is
+    tiny = build_table("t", [iou_row], {"a": METRICS}, PER_CLASS, "tiny", ("background", "cat", "bird"))
+    assert tiny.columns.tolist() == ["Method", "model", "cat", "bird", "mean", "mean (paper)", "mean Δ"]
 
 
 def test_markdown_leaves_missing_values_blank():
@@ -44,4 +68,4 @@ def test_every_configured_row_finds_its_paper_row(params):
     for name, rows in params["tables"].items():
         for row in rows:
             values = paper_row(paper[name], name, row["paper"])
-            assert values["mIoU"] is not None, (name, row)
+            assert values[paper[name]["columns"][-1]] is not None, (name, row)  # its mean, at least

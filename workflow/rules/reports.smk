@@ -8,7 +8,7 @@ for table, rows in config["tables"].items():
         name:
             table
         input:
-            metrics=[f"reports/metrics/{row['model']}.json" for row in rows],
+            metrics=[f"reports/metrics/{model}.json" for model in dict.fromkeys(row["model"] for row in rows)],
             paper=PAPER_TABLES,
         output:
             f"reports/{table}.csv",
