@@ -44,7 +44,9 @@ def snakemake_jobs(repo: Path, forceall: bool = True, targets: tuple[str, ...] =
         for job in workflow.dag.needrun_jobs():
             if job.rule.name == "all":
                 continue
-            name = "@".join([job.rule.name, *job.wildcards_dict.values()])
+            # DVC's names: stage@value for foreach, stage@value1-value2 for matrix
+            name = "@".join([job.rule.name, "-".join(job.wildcards_dict.values())]) if job.wildcards_dict \
+                else job.rule.name
             jobs[name] = {"cmd": " ".join(job.shellcmd.split()), "deps": sorted(map(str, job.input)),
                           "outs": sorted(map(str, [*job.output, *job.log])), "params": sorted(job.params.tracked)}
         return jobs

@@ -132,3 +132,41 @@ rule unsupervised_metrics:
     shell:
         "python stages/unsupervised_metrics.py --model {input.model} --dataset-root {input.dataset}"
         " --features {params.features} --out {output} --log {log}"
+
+
+SWEEP = config["inference_sweep"]
+
+
+rule inference_sweep:
+    input:
+        model=f"{DATA}/models/{SWEEP['model']}/model.pt",
+        bank=f"{DATA}/banks/{SWEEP['model']}.h5",
+        dataset=f"{DATA}/dataset",
+    output:
+        "reports/sweeps/inference/{iterations}-{k}.json",
+    wildcard_constraints:
+        iterations=one_of(map(str, SWEEP["kmeans_iterations"])),
+        k=one_of(map(str, SWEEP["knn_k"])),
+    params:
+        tracked=params_of(*EVAL_PARAMS, "inference_sweep.model"),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/inference_sweep/{{iterations}}-{{k}}.log",
+    shell:
+        "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
+        " --kmeans-iterations {wildcards.iterations} --knn-k {wildcards.k} --out {output} --log {log}"
+
+
+rule fig13_knn:
+    input:
+        [f"reports/sweeps/inference/{iterations}-{k}.json" for iterations in SWEEP["kmeans_iterations"]
+         for k in SWEEP["knn_k"]],
+    output:
+        curve="reports/sweeps/fig13_knn.csv",
+        figure="reports/figures/fig13_knn.png",
+    params:
+        tracked=params_of("inference_sweep"),
+    log:
+        f"{DATA}/logs/fig13_knn.log",
+    shell:
+        "python stages/figure13.py --metrics {input} --curve {output.curve} --out {output.figure} --log {log}"
