@@ -23,7 +23,7 @@ Timings are printed and written, never checked. On a CPU shared with other proce
 faster and steadier than several threads that wait for each other at every parallel region.
 
     python benchmarks/inference_latency.py --device cuda                                  # the paper's setting
-    python benchmarks/inference_latency.py --threads 1 --repeats 5 --out reports/table4.csv   # CPU (reports/)
+    python benchmarks/inference_latency.py --threads 1 --repeats 5 --out reports/benchmarks/inference_latency.csv  # CPU; Table 4 reads it
     python benchmarks/inference_latency.py --network lite0_pyramid --size 128 128 --banks 1000
 """
 from __future__ import annotations

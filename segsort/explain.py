@@ -20,6 +20,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from segsort.bank import Bank, Provenance  # noqa: E402
 from segsort.boundaries import segmentation_boundaries  # noqa: E402
+from segsort.data.voc import image_path  # noqa: E402
 from segsort.inference import InferenceConfig, majority, view_votes  # noqa: E402
 from segsort.io import DataError, read_image, voc_palette  # noqa: E402
 
@@ -64,7 +65,7 @@ def explain_image(model, image: np.ndarray, bank: Bank, config: InferenceConfig,
 
 
 def training_image(dataset_root: Path, image_id: str) -> np.ndarray:
-    path = dataset_root / "JPEGImages" / f"{image_id}.jpg"
+    path = image_path(dataset_root, image_id)
     if not path.is_file():
         raise DataError(f"{path}: training image of the bank is missing (give the bank's dataset with "
                         f"--dataset-root)")

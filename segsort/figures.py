@@ -40,14 +40,17 @@ def pseudo_segments_figure(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndar
     plt.close(fig)
 
 
-def sweep_figure(curve, x: str, series: str, path: str | Path, xlabel: str, series_label: str, title: str) -> None:
+def sweep_figure(curve, x: str, series: str, path: str | Path, xlabel: str, series_label: str, title: str,
+                 log_x: bool = False) -> None:
     """mIoU against a swept parameter, one line per value of `series` (Figures 11-13)."""
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for value, group in curve.groupby(series):
         ax.plot(group[x], group["mIoU"], marker="o", label=f"{value} {series_label}")
+    if log_x:
+        ax.set_xscale("log", base=2)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mIoU (%)")
-    ax.set_xticks(sorted(curve[x].unique()))
+    ax.set_xticks(sorted(curve[x].unique()), [str(v) for v in sorted(curve[x].unique())])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)

@@ -13,12 +13,28 @@ import yaml
 from segsort.io import DataError
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """params.yaml, with the active preset's sections (`segsort`, `schedules`) at the top level."""
+def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> dict:
+    """params.yaml, with the active preset's sections (`segsort`, `schedules`) at the top level, then the
+    `KEY=VALUE` overrides applied (dotted keys into that view, YAML values: `segsort.grid=[3,3]`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: parameter file is missing")
-    return with_active_preset(yaml.safe_load(path.read_text()), path)
+    params = with_active_preset(yaml.safe_load(path.read_text()), path)
+    for override in overrides or []:
+        set_dotted(params, override)
+    return params
+
+
+def set_dotted(params: dict, override: str) -> None:
+    """Apply one `KEY=VALUE` override; the key must already exist, so a typo cannot add a silent new key."""
+    key, sep, value = override.partition("=")
+    *parents, last = key.split(".")
+    node = params
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not sep or not isinstance(node, dict) or last not in node:
+        raise DataError(f"--set {override!r}: expected KEY=VALUE with KEY an existing dotted key of the parameters")
+    node[last] = yaml.safe_load(value)
 
 
 def with_active_preset(params: dict, source: str | Path = "params") -> dict:
@@ -58,6 +74,9 @@ class StageParser(argparse.ArgumentParser):
         super().__init__(description=description)
         self.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
         self.add_argument("--log", type=Path, help="also write everything the stage prints to this file")
+        self.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="override a parameter (dotted key, YAML value) after the preset is applied; "
+                               "the ablation sweeps use it")
 
     def parse_args(self, *args, **kwargs):
         parsed = super().parse_args(*args, **kwargs)

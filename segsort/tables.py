@@ -81,6 +81,65 @@ def build_table(name: str, rows: list[dict], metrics: dict[str, dict], paper: di
     return pd.DataFrame(out)
 
 
+def server_table(name: str, rows: list[dict], packages: dict[str, tuple[str, int]], paper: dict,
+                 server: str) -> pd.DataFrame:
+    """A table of the test split (Table 7): each row's label columns, model and submission package (path,
+    images) for `server`, beside the paper's values; ours come from the server, not from this pipeline."""
+    out = []
+    for row in rows:
+        if row["model"] not in packages:
+            raise DataError(f"{name}: no submission package given for {row['model']}")
+        path, images = packages[row["model"]]
+        theirs = paper_row(paper, name, row["paper"])
+        line = {key: value for key, value in row.items() if key != "paper"}
+        line.update({"submission": path, "images": images, "scored by": server})
+        line.update({f"{column} (paper)": theirs[column] for column in paper["columns"]})
+        out.append(line)
+    return pd.DataFrame(out)
+
+
+def latency_table(paper: dict, latency: pd.DataFrame, bank_size: int, sweep_miou: dict[tuple[int, int], float],
+                  softmax_miou: float | None, miou_source: str) -> pd.DataFrame:
+    """Table 4: for each of the paper's rows, the latency benchmark's time shares, overall time and memory
+    (its run with a bank of `bank_size` prototypes) and the inference sweep's mIoU, beside the paper's.
+    Times and memory of other hardware differ in absolute terms, so each row also shows its ratio to
+    softmax, ours and the paper's: the comparable quantity."""
+    columns = {"k-means % time": "kmeans_pct", "kNN % time": "knn_pct", "Overall time": "time_ms",
+               "memory": "memory_mib"}
+    softmax = latency[latency["method"] == "softmax"]
+    segsort = latency[(latency["method"] == "segsort") & (latency["bank"] == bank_size)]
+    if len(softmax) != 1 or segsort.empty:
+        raise DataError(f"Table 4: the latency benchmark needs one softmax row and SegSort rows with a bank of "
+                        f"{bank_size} prototypes (found {len(softmax)} and {len(segsort)})")
+    paper_softmax = paper["rows"][0]["values"]
+    out = []
+    for row in paper["rows"]:
+        setting = (row["kmeans_iterations"], row["knn_k"])
+        if row["method"] == "Softmax":
+            ours, miou = softmax.iloc[0], softmax_miou
+        else:
+            found = segsort[(segsort["kmeans_iterations"] == setting[0]) & (segsort["knn_k"] == setting[1])]
+            if len(found) != 1 or setting not in sweep_miou:
+                raise DataError(f"Table 4: no latency run or no inference sweep result for {row['method']}")
+            ours, miou = found.iloc[0], sweep_miou[setting]
+        line = {"Method": row["method"]}
+        for column, key in columns.items():
+            value = ours[key]
+            line[column] = None if pd.isna(value) else round(float(value), 2)
+            line[f"{column} (paper)"] = row["values"][column]
+        for column, key in (("Overall time", "time_ms"), ("memory", "memory_mib")):
+            line[f"{column} vs softmax"] = round(float(ours[key] / softmax.iloc[0][key]), 4)
+            line[f"{column} vs softmax (paper)"] = round(row["values"][column] / paper_softmax[column], 4)
+        line["mIoU"] = miou
+        line["mIoU (paper)"] = row["values"]["mIoU"]
+        line["mIoU Δ"] = None if miou is None else round(miou - row["values"]["mIoU"], 2)
+        out.append(line)
+    table = pd.DataFrame(out)
+    table["time and memory of"] = f"{ours['network']}, {ours['image_size']}, {ours['device']}, bank {bank_size}"
+    table["mIoU of"] = miou_source
+    return table
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """A pipe table of `table`: numbers with two decimals, as the paper prints them; missing values blank."""
     cells = table.astype(object).map(lambda v: f"{v:.2f}" if isinstance(v, float) else v)

@@ -16,7 +16,7 @@ def main():
     add_segmentation_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="HDF5 bank to write")
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     setup_torch(params)
     split = params["evaluation"]["bank_split"]
     names = class_names(params["dataset"])

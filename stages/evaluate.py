@@ -22,7 +22,7 @@ def main():
     p.add_argument("--knn-k", type=int, help="override the preset's inference.knn_k")
     p.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     overrides = {"kmeans_iterations": args.kmeans_iterations, "knn_k": args.knn_k}
     params["inference"] = {**params["inference"], **{k: v for k, v in overrides.items() if v is not None}}
     setup_torch(params)
@@ -44,8 +44,9 @@ def main():
         scores = evaluate(model, dataset, bank, args.features, config)
     scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
     scores["per_class_boundary"] = dict(zip(names, scores["per_class_boundary"]))
+    settings = {} if softmax else {"grid": params["segsort"]["grid"], "embedding_dim": model.config["embedding_dim"]}
     write_json(args.out, {"model": args.model.parent.name, "split": dataset.split,
-                          "inference": params["inference"], **scores})
+                          "inference": params["inference"], **settings, **scores})
     print(f"{args.out}: mIoU {100 * scores['miou']:.2f}, boundary F {100 * scores['boundary_f']:.2f}")
 
 

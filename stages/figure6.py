@@ -9,6 +9,7 @@ from PIL import Image
 
 from segsort.contours.hed import detect_contours, load_contours, load_hed
 from segsort.contours.quality import check_real_samples, pseudo_segments
+from segsort.data.voc import image_path
 from segsort.figures import pseudo_segments_figure
 from segsort.io import DataError, atomic_path, read_id_list, read_image
 from segsort.stage import load_params, parser, stage_main
@@ -23,7 +24,7 @@ def main():
     p.add_argument("--samples", required=True, type=Path, help="real samples folder")
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     torch.set_num_threads(params["threads"])
     cfg = params["figure6"]
 
@@ -33,7 +34,7 @@ def main():
         segments_path = args.segments / f"{image_id}.png"
         if not segments_path.is_file():
             raise DataError(f"{segments_path}: pseudo-segment map is missing")
-        rows.append((image_id, read_image(args.dataset_root / "JPEGImages" / f"{image_id}.jpg"),
+        rows.append((image_id, read_image(image_path(args.dataset_root, image_id)),
                      load_contours(args.contours / f"{image_id}.png"), np.asarray(Image.open(segments_path))))
     root = check_real_samples(args.samples)
     model = load_hed()

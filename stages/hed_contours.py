@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from segsort.contours.hed import contour_batches, load_hed, save_contours
+from segsort.data.voc import image_path
 from segsort.io import DataError, ResumableFolder, atomic_file, files_fingerprint, read_id_list
 from segsort.stage import load_params, parser, stage_main
 
@@ -20,7 +21,7 @@ def main():
     p.add_argument("--out", required=True, type=Path, help="folder of <id>.png contour maps to create")
     p.add_argument("--cores", type=int, help="CPU threads (default: params `threads`)")
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     torch.set_num_threads(args.cores or params["threads"])
     cfg = params["hed"]
 
@@ -28,7 +29,7 @@ def main():
         raise DataError(f"{args.params}: hed.splits is empty")
     lists = args.dataset_root / "ImageSets" / "Segmentation"
     ids = sorted({image_id for split in cfg["splits"] for image_id in read_id_list(lists / f"{split}.txt")})
-    paths = [args.dataset_root / "JPEGImages" / f"{image_id}.jpg" for image_id in ids]
+    paths = [image_path(args.dataset_root, image_id) for image_id in ids]
     for path in paths:
         if not path.is_file():
             raise DataError(f"{path}: image file is missing")

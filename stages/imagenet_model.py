@@ -15,7 +15,7 @@ def main():
     p.add_argument("--network", required=True, help="name of the network in params.yaml `networks`")
     p.add_argument("--out", required=True, type=Path, help="model checkpoint to write")
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     setup_torch(params)
     if args.network not in params["networks"]:
         raise DataError(f"{args.params}: network {args.network!r} is not one of {sorted(params['networks'])}")

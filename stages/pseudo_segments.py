@@ -23,7 +23,7 @@ def main():
     p.add_argument("--out", required=True, type=Path, help="pseudo-segment folder to create")
     p.add_argument("--cores", type=int, help="worker processes (default: params `threads`)")
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     cfg = params["pseudo_segments"]
 
     if not args.contours.is_dir():

@@ -20,7 +20,7 @@ def main():
     p.add_argument("--samples", required=True, type=Path, help="real samples folder (bsds500/ and voc/)")
     p.add_argument("--out", required=True, type=Path, help="CSV report to write")
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     torch.set_num_threads(params["threads"])
 
     root = check_real_samples(args.samples)

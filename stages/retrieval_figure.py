@@ -20,7 +20,7 @@ def main():
     p.add_argument("--bank", required=True, type=Path, help="HDF5 prototype bank of the same model")
     p.add_argument("--out", required=True, type=Path, help="PNG to write")
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     setup_torch(params)
     cfg = params["retrieval_figures"]
     names = class_names(params["dataset"])

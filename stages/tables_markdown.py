@@ -16,7 +16,7 @@ def main():
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args()
     tables = {path.stem: pd.read_csv(path) for path in args.tables}
-    text = tables_markdown(tables, load_paper_tables(args.paper), load_params(args.params)["dataset"])
+    text = tables_markdown(tables, load_paper_tables(args.paper), load_params(args.params, args.set)["dataset"])
     with atomic_path(args.out) as tmp:
         tmp.write_text(text)
     print(f"{args.out}: {len(tables)} tables")

@@ -29,7 +29,7 @@ def main():
     p.add_argument("--train-log", required=True, type=Path, help="per-step training log (CSV) to write")
     p.add_argument("--tensorboard", required=True, type=Path, help="folder for the TensorBoard events")
     args = p.parse_args()
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     setup_torch(params)
     device = setup_from_environment()
 
@@ -55,7 +55,8 @@ def main():
     config = {"run": run, "objective": objective, "schedule": schedule, "optimizer": params["optimizer"],
               "segsort": params["segsort"], "seed": params["seed"], "init": str(args.init),
               "mixed_precision": params["mixed_precision"]}
-    resume = args.model_out.parent.parent / "resume" / f"{args.run}.pt"
+    # Beside the model it will become: runs of one name with other --set values never share a resume state.
+    resume = args.model_out.with_suffix(".resume.pt")
     train(model, dataset, objective, schedule, params["optimizer"], params["segsort"], params["seed"],
           log_path=args.train_log, resume_path=resume,
           checkpoint_every=params["checkpoint_every"], config=config, device=device,

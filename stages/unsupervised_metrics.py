@@ -19,7 +19,7 @@ def main():
     args = p.parse_args()
     if args.segments is not None:
         raise DataError(f"{args.segments}: both protocols work per pixel; --segments has no use here")
-    params = load_params(args.params)
+    params = load_params(args.params, args.set)
     setup_torch(params)
     evaluation = params["evaluation"]
     try:

@@ -25,7 +25,7 @@ def params(params_file) -> dict:
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory, params) -> Path:
     """A few tiny-dataset images (VOC layout), generated once per test session."""
-    cfg = {**params["tiny"], "num_train": 4, "num_train_aug": 6, "num_val": 3}
+    cfg = {**params["tiny"], "num_train": 4, "num_train_aug": 6, "num_val": 3, "num_test": 2}
     root = tmp_path_factory.mktemp("small") / "dataset"
     generate_tiny_dataset(root, cfg, seed=1)
     return root

@@ -10,7 +10,7 @@ from scipy import ndimage
 from segsort.data.tiny import TINY_CLASSES, describe_tiny_dataset, generate_tiny_dataset
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
-SMALL_CFG = {"num_train": 4, "num_train_aug": 12, "num_val": 6, "min_size": 72, "max_size": 120,
+SMALL_CFG = {"num_train": 4, "num_train_aug": 12, "num_val": 6, "num_test": 3, "min_size": 72, "max_size": 120,
              "min_objects": 2, "max_objects": 4, "void_width": 3}
 
 
@@ -65,14 +65,14 @@ def test_class_list():
 
 def test_layout_and_lists(small):
     assert sorted(p.name for p in small.parent.iterdir()) == ["tiny"]  # no temporary directory left
-    train, train_aug, val = (read_split(small, s) for s in ("train", "train_aug", "val"))
+    train, train_aug, val, test = (read_split(small, s) for s in ("train", "train_aug", "val", "test"))
     assert len(train) == SMALL_CFG["num_train"]
     assert len(train_aug) == SMALL_CFG["num_train_aug"]
     assert len(val) == SMALL_CFG["num_val"]
+    assert len(test) == SMALL_CFG["num_test"]
     assert train == train_aug[:len(train)]
-    assert not set(train_aug) & set(val)
-    assert len(set(train_aug + val)) == len(train_aug + val)
-    ids = set(train_aug + val)
+    assert len(set(train_aug + val + test)) == len(train_aug + val + test)  # disjoint splits
+    ids = set(train_aug + val + test)
     assert {p.stem for p in (small / "JPEGImages").iterdir()} == ids
     assert {p.stem for p in (small / "SegmentationClass").iterdir()} == ids
 
@@ -134,6 +134,16 @@ def test_same_seed_same_bytes_other_seed_differs(small, tmp_path):
     differing = [rel for rel in files if rel.suffix in (".jpg", ".png")
                  and (small / rel).read_bytes() != (other / rel).read_bytes()]
     assert len(differing) == len([rel for rel in files if rel.suffix in (".jpg", ".png")])
+
+
+def test_more_test_images_leave_the_other_splits_unchanged(small, tmp_path):
+    """Each image has its own seed: growing the test split must not change the images models learn from."""
+    fewer = tmp_path / "fewer"
+    generate_tiny_dataset(fewer, dict(SMALL_CFG, num_test=1), seed=3)
+    for image_id in read_split(small, "train_aug") + read_split(small, "val"):
+        for rel in (f"JPEGImages/{image_id}.jpg", f"SegmentationClass/{image_id}.png"):
+            assert (small / rel).read_bytes() == (fewer / rel).read_bytes(), rel
+    assert read_split(fewer, "test") == read_split(small, "test")[:1]
 
 
 def test_regeneration_replaces_existing_output(tmp_path):

@@ -172,7 +172,7 @@ def test_missing_or_unknown_setting_is_refused(params):
 def test_stage_writes_both_protocols(small_params_file, params, tmp_path):
     # Fewer and smaller images than the shared small_dataset: the network's forward passes are the cost.
     dataset = tmp_path / "dataset"
-    generate_tiny_dataset(dataset, {**params["tiny"], "num_train": 2, "num_train_aug": 2, "num_val": 2,
+    generate_tiny_dataset(dataset, {**params["tiny"], "num_train": 2, "num_train_aug": 2, "num_val": 2, "num_test": 0,
                                     "min_size": 64, "max_size": 96}, seed=1)
     names = class_names(params["dataset"])
     model = build_model(network_config(params["networks"]["lite0_pyramid"], "segsort", params["embedding_dim"],

@@ -6,4 +6,10 @@ def class_names(dataset: str) -> tuple[str, ...]:
     if dataset == "tiny":
         from segsort.data.tiny import TINY_CLASSES
         return TINY_CLASSES
-    raise ValueError(f"unknown dataset {dataset!r} (supported: tiny)")
+    if dataset == "voc2012":
+        from segsort.data.pascal import VOC_CLASSES
+        return VOC_CLASSES
+    if dataset == "cityscapes":
+        from segsort.data.cityscapes import CITYSCAPES_CLASSES
+        return CITYSCAPES_CLASSES
+    raise ValueError(f"unknown dataset {dataset!r} (supported: tiny, voc2012, cityscapes)")

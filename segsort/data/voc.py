@@ -13,6 +13,13 @@ from segsort.io import IGNORE_LABEL, read_image, read_id_list, read_label_map
 PAD_RGB = (124, 116, 104)
 
 
+def image_path(root: Path, image_id: str) -> Path:
+    """JPEGImages/<id>.jpg, or <id>.png where there is no JPEG (Cityscapes' images stay PNG)."""
+    jpg = root / "JPEGImages" / f"{image_id}.jpg"
+    png = root / "JPEGImages" / f"{image_id}.png"
+    return png if not jpg.is_file() and png.is_file() else jpg
+
+
 @dataclass
 class Sample:
     image_id: str
@@ -40,7 +47,7 @@ class VOCLayout:
         return len(self.ids)
 
     def image_path(self, image_id: str) -> Path:
-        return self.root / "JPEGImages" / f"{image_id}.jpg"
+        return image_path(self.root, image_id)
 
     def __getitem__(self, index: int) -> Sample:
         image_id = self.ids[index]

@@ -1,6 +1,7 @@
 from functools import reduce
 
 DATA = f"data/{config['dataset']}"
+REPORTS = f"reports/{config['dataset']}"  # each dataset's tables and figures; outputs of datasets never mix
 PRESET = f"presets.{config['preset']}"
 TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", f"{PRESET}.segsort")
 BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split")
@@ -33,3 +34,40 @@ def run_params(group):
 def init_model(group):
     """The checkpoint a training run of `group` starts from."""
     return lambda wildcards: f"{DATA}/models/{config[group][wildcards.run]['init']}/model.pt"
+
+
+def table_inputs(table, rows):
+    """A table's per-model inputs: metrics files, or for a test-split table the submission packages."""
+    models = dict.fromkeys(row["model"] for row in rows)
+    if table in SERVER_TABLES:
+        return [f"{REPORTS}/submissions/{model}.zip" for model in models]
+    return [f"{REPORTS}/metrics/{model}.json" for model in models]
+
+
+def ablation_commands(setting, init):
+    """An ablation job's commands (workflow/rules/ablations.smk): train, bank and evaluate one setting;
+    `setting` is the --set override all three take."""
+    return (
+        f"{config['train_launcher']} stages/train.py --run {ABLATIONS['run']} --set '{setting}' --init {init}"
+        f" --dataset-root {{input.dataset}} --model-out {{output.model}} --train-log {{output.train_log}}"
+        f" --tensorboard {{output.tensorboard}} --log {{log.train}}"
+        f" && python stages/build_bank.py --set '{setting}' --model {{output.model}} --dataset-root {{input.dataset}}"
+        f" --out {{output.bank}} --log {{log.bank}}"
+        f" && python stages/evaluate.py --set '{setting}' --model {{output.model}} --bank {{output.bank}}"
+        f" --dataset-root {{input.dataset}} --out {{output.metrics}} --log {{log.metrics}}"
+    )
+
+
+def ablation_outputs(sweep):
+    """What an ablation job of `sweep` (grid, embedding_dim) writes for one `value`."""
+    return dict(
+        model=f"{DATA}/ablations/{sweep}-{{value}}/model.pt",
+        train_log=f"{DATA}/ablations/{sweep}-{{value}}/train_log.csv",
+        bank=f"{DATA}/ablations/{sweep}-{{value}}/bank.h5",
+        metrics=f"{REPORTS}/sweeps/{sweep}/{{value}}.json",
+        tensorboard=directory(f"{DATA}/logs/tensorboard/ablations/{sweep}-{{value}}"),
+    )
+
+
+def ablation_logs(sweep):
+    return {step: f"{DATA}/logs/ablations/{sweep}-{{value}}/{step}.log" for step in ("train", "bank", "metrics")}

@@ -45,7 +45,7 @@ rule metrics_kmeans:
         bank=f"{DATA}/banks/{{model}}.h5",
         dataset=f"{DATA}/dataset",
     output:
-        "reports/metrics/{model}.json",
+        f"{REPORTS}/metrics/{{model}}.json",
     wildcard_constraints:
         model=KMEANS_MODELS,
     params:
@@ -65,7 +65,7 @@ rule metrics_pseudo_segments:
         dataset=f"{DATA}/dataset",
         segments=f"{DATA}/pseudo_segments",
     output:
-        "reports/metrics/{model}.json",
+        f"{REPORTS}/metrics/{{model}}.json",
     wildcard_constraints:
         model=PSEUDO_SEGMENT_MODELS,
     params:
@@ -83,7 +83,7 @@ rule metrics_softmax:
         model=f"{DATA}/models/{{model}}/model.pt",
         dataset=f"{DATA}/dataset",
     output:
-        "reports/metrics/{model}.json",
+        f"{REPORTS}/metrics/{{model}}.json",
     wildcard_constraints:
         model=SOFTMAX_MODELS,
     params:
@@ -101,7 +101,7 @@ rule retrieval_figure:
         bank=lambda wildcards: f"{DATA}/banks/{config['retrieval_figures']['models'][wildcards.figure]}.h5",
         dataset=f"{DATA}/dataset",
     output:
-        "reports/figures/{figure}.png",
+        f"{REPORTS}/figures/{{figure}}.png",
     wildcard_constraints:
         figure=one_of(config["retrieval_figures"]["models"]),
     params:
@@ -119,7 +119,7 @@ rule unsupervised_metrics:
         model=f"{DATA}/models/{{model}}/model.pt",
         dataset=f"{DATA}/dataset",
     output:
-        "reports/metrics/unsupervised/{model}.json",
+        f"{REPORTS}/metrics/unsupervised/{{model}}.json",
     wildcard_constraints:
         model=one_of(config["evaluation"]["unsupervised_protocol_models"]),
     params:
@@ -143,7 +143,7 @@ rule inference_sweep:
         bank=f"{DATA}/banks/{SWEEP['model']}.h5",
         dataset=f"{DATA}/dataset",
     output:
-        "reports/sweeps/inference/{iterations}-{k}.json",
+        f"{REPORTS}/sweeps/inference/{{iterations}}-{{k}}.json",
     wildcard_constraints:
         iterations=one_of(map(str, SWEEP["kmeans_iterations"])),
         k=one_of(map(str, SWEEP["knn_k"])),
@@ -159,11 +159,11 @@ rule inference_sweep:
 
 rule fig13_knn:
     input:
-        [f"reports/sweeps/inference/{iterations}-{k}.json" for iterations in SWEEP["kmeans_iterations"]
+        [f"{REPORTS}/sweeps/inference/{iterations}-{k}.json" for iterations in SWEEP["kmeans_iterations"]
          for k in SWEEP["knn_k"]],
     output:
-        curve="reports/sweeps/fig13_knn.csv",
-        figure="reports/figures/fig13_knn.png",
+        curve=f"{REPORTS}/sweeps/fig13_knn.csv",
+        figure=f"{REPORTS}/figures/fig13_knn.png",
     params:
         tracked=params_of("inference_sweep"),
     log:

@@ -47,7 +47,7 @@ rule fig6_pseudo_segments:
         segments=f"{DATA}/pseudo_segments",
         samples=config["real_samples"],
     output:
-        "reports/figures/fig6_pseudo_segments.png",
+        f"{REPORTS}/figures/fig6_pseudo_segments.png",
     params:
         tracked=params_of("dataset", "threads", "pseudo_segments", "evaluation.eval_split", "figure6"),
     log:

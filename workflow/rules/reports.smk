@@ -1,6 +1,11 @@
 PAPER_TABLES = "references/paper_tables.yaml"
 
 
+SERVER_TABLES = config["evaluation"]["server_tables"]
+# Every table in the paper's order: those of params.yaml `tables`, and Table 4 (latency benchmark + sweep).
+ALL_TABLES = sorted([*config["tables"], "table4"], key=lambda name: int(name.removeprefix("table")))
+
+
 # One rule per table of params.yaml `tables` (named after it, as its DVC stage is).
 for table, rows in config["tables"].items():
 
@@ -8,29 +13,95 @@ for table, rows in config["tables"].items():
         name:
             table
         input:
-            metrics=[f"reports/metrics/{model}.json" for model in dict.fromkeys(row["model"] for row in rows)],
+            rows=table_inputs(table, rows),
             paper=PAPER_TABLES,
         output:
-            f"reports/{table}.csv",
+            f"{REPORTS}/{table}.csv",
         params:
-            table=table,  # the shell command runs after the loop: it must not read the loop variable
-            tracked=params_of(f"tables.{table}"),
+            table=table,  # the shell command runs after the loop: it must not read the loop variables
+            rows_option="--submissions" if table in SERVER_TABLES else "--metrics",
+            tracked=params_of(f"tables.{table}", "evaluation.server_tables"),
         log:
             f"{DATA}/logs/{table}.log",
         shell:
-            "python stages/table.py --table {params.table} --metrics {input.metrics} --paper {input.paper}"
+            "python stages/table.py --table {params.table} {params.rows_option} {input.rows} --paper {input.paper}"
             " --out {output} --log {log}"
+
+
+rule submission_kmeans:
+    input:
+        model=f"{DATA}/models/{{model}}/model.pt",
+        bank=f"{DATA}/banks/{{model}}.h5",
+        dataset=f"{DATA}/dataset",
+    output:
+        f"{REPORTS}/submissions/{{model}}.zip",
+    wildcard_constraints:
+        model=one_of(config["evaluation"]["submission_models"]["kmeans"]),
+    params:
+        tracked=params_of(*EVAL_PARAMS, "evaluation.test_split"),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/submission_kmeans/{{model}}.log",
+    shell:
+        "python stages/submission.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
+        " --out {output} --log {log}"
+
+
+rule submission_softmax:
+    input:
+        model=f"{DATA}/models/{{model}}/model.pt",
+        dataset=f"{DATA}/dataset",
+    output:
+        f"{REPORTS}/submissions/{{model}}.zip",
+    wildcard_constraints:
+        model=one_of(config["evaluation"]["submission_models"]["softmax"]),
+    params:
+        tracked=params_of(*SOFTMAX_EVAL_PARAMS, "evaluation.test_split"),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/submission_softmax/{{model}}.log",
+    shell:
+        "python stages/submission.py --model {input.model} --dataset-root {input.dataset} --out {output} --log {log}"
 
 
 rule tables_markdown:
     input:
-        tables=[f"reports/{table}.csv" for table in config["tables"]],
+        tables=[f"{REPORTS}/{table}.csv" for table in ALL_TABLES],
         paper=PAPER_TABLES,
     output:
-        "reports/tables.md",
+        f"{REPORTS}/tables.md",
     params:
         tracked=params_of("dataset"),
     log:
         f"{DATA}/logs/tables_markdown.log",
     shell:
         "python stages/tables_markdown.py --tables {input.tables} --paper {input.paper} --out {output} --log {log}"
+
+
+rule table4:
+    input:
+        latency="reports/benchmarks/inference_latency.csv",
+        sweep=rules.fig13_knn.input,
+        paper=PAPER_TABLES,
+    output:
+        f"{REPORTS}/table4.csv",
+    params:
+        tracked=params_of("table4", "inference_sweep"),
+    log:
+        f"{DATA}/logs/table4.log",
+    shell:
+        "python stages/table4.py --latency {input.latency} --sweep {input.sweep} --paper {input.paper}"
+        " --out {output} --log {log}"
+
+
+rule headline_metrics:
+    input:
+        [f"{REPORTS}/{table}.csv" for table in ALL_TABLES],
+    output:
+        f"{REPORTS}/headline_metrics.json",
+    params:
+        tracked=params_of(),
+    log:
+        f"{DATA}/logs/headline_metrics.log",
+    shell:
+        "python stages/headline_metrics.py --tables {input} --out {output} --log {log}"

@@ -1,0 +1,157 @@
+"""PASCAL VOC 2012 with the SBD augmentation: downloaded, verified and assembled in the VOC layout.
+
+Sources: VOC 2012 trainval (official host, with a mirror; md5-checked) and SBD's benchmark.tgz
+(Hariharan et al. 2011, md5-checked). The VOC 2012 test images need an account on the VOC evaluation
+server, so VOC2012test.tar is only used when placed by hand in the downloads folder. Its checksum is
+not published anywhere we could establish, so it is verified by structure instead: the segmentation
+test list with the official 1,456 ids and a JPEG for each.
+
+The dataset root gets JPEGImages/<id>.jpg, SegmentationClass/<id>.png (VOC's own masks, with their
+void borders, where VOC has one; SBD's converted otherwise) and ImageSets/Segmentation/ train.txt,
+val.txt, train_aug.txt (VOC train ∪ SBD train ∪ SBD val, minus VOC val) and test.txt when the test
+images are there. Images and VOC masks are hard links to the extracted archives where the file system
+allows, copies otherwise.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from segsort.download import Archive, archive_stem, download, extract
+from segsort.io import DataError, atomic_path, read_id_list, write_label_png
+
+VOC_CLASSES = ("background", "aero", "bike", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+               "table", "dog", "horse", "mbike", "person", "plant", "sheep", "sofa", "train", "tv")
+
+VOC_TRAINVAL = Archive(
+    "VOCtrainval_11-May-2012.tar",
+    ("http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+     "https://pjreddie.com/media/files/VOCtrainval_11-May-2012.tar"),
+    "md5:6cd6e144f989b92b3379bac3b3de84fd")
+SBD = Archive(
+    "benchmark.tgz",
+    ("http://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",),
+    "md5:82b4d87ceb2ed10f6038a1cba92111cb")
+VOC_TEST_FILENAME = "VOC2012test.tar"
+
+# Sizes of the official lists; the assembled dataset must match them exactly.
+OFFICIAL_COUNTS = {"train": 1464, "val": 1449, "train_aug": 10582, "test": 1456}
+
+
+def train_aug_ids(voc_train, voc_val, sbd_train, sbd_val) -> list[str]:
+    """The standard train_aug list: VOC train ∪ SBD train ∪ SBD val, minus VOC val, sorted."""
+    return sorted((set(voc_train) | set(sbd_train) | set(sbd_val)) - set(voc_val))
+
+
+def check_count(name: str, ids: list[str], source: str) -> None:
+    """Raise DataError if the list `name` does not have its official size."""
+    if len(ids) != OFFICIAL_COUNTS[name]:
+        raise DataError(f"{source}: the {name} list has {len(ids)} images, the official one "
+                        f"{OFFICIAL_COUNTS[name]}: the archive is not the expected release")
+
+
+def sbd_mask(path: str | Path) -> np.ndarray:
+    """The class map (uint8, ids 0..20) of one of SBD's cls/<id>.mat files (struct GTcls, field Segmentation)."""
+    path = Path(path)
+    try:
+        mat = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
+    except (OSError, ValueError, TypeError) as err:
+        raise DataError(f"{path}: cannot read the MATLAB file ({err})") from err
+    try:
+        labels = np.asarray(mat["GTcls"].Segmentation)
+    except (KeyError, AttributeError) as err:
+        raise DataError(f"{path}: no GTcls.Segmentation in the file") from err
+    if labels.ndim != 2 or labels.dtype.kind not in "ui" or labels.size == 0:
+        raise DataError(f"{path}: GTcls.Segmentation is not a 2-D integer map ({labels.dtype}, {labels.shape})")
+    if labels.min() < 0 or labels.max() >= len(VOC_CLASSES):
+        raise DataError(f"{path}: class ids {labels.min()}..{labels.max()} outside 0..{len(VOC_CLASSES) - 1}")
+    return labels.astype(np.uint8)
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link (no extra disk space) where the file system allows it, a copy otherwise."""
+    if not src.is_file():
+        raise DataError(f"{src}: file is missing")
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def fetch_voc2012(downloads: str | Path) -> tuple[Path, Path, Path | None]:
+    """Download (or reuse) and extract the archives; the VOC2012, SBD dataset and test VOC2012 folders.
+
+    The test folder is None, with a note on stderr, when VOC2012test.tar was not placed by hand.
+    """
+    downloads = Path(downloads)
+    folders = []
+    for archive in (VOC_TRAINVAL, SBD):
+        path = download(archive.urls, downloads / archive.filename, archive.checksum)
+        folders.append(_extracted(path))
+    voc = folders[0] / "VOCdevkit" / "VOC2012"
+    sbd = folders[1] / "benchmark_RELEASE" / "dataset"
+    test_archive = downloads / VOC_TEST_FILENAME
+    if not test_archive.is_file():
+        print(f"note: no VOC 2012 test images: to add them (test.txt), download {VOC_TEST_FILENAME} from the "
+              f"VOC evaluation server (account needed) and place it at {test_archive}", file=sys.stderr)
+        return voc, sbd, None
+    return voc, sbd, _extracted(test_archive) / "VOCdevkit" / "VOC2012"
+
+
+def _extracted(archive: Path) -> Path:
+    """The folder `archive` is extracted into (beside it), extracting it unless an earlier run did."""
+    folder = archive.with_name(archive_stem(archive.name))
+    if not folder.is_dir():
+        extract(archive, folder)
+    return folder
+
+
+def assemble_voc2012(out: str | Path, voc: Path, sbd: Path, test: Path | None = None) -> None:
+    """Write the dataset root `out` (atomically) from the extracted VOC2012, SBD and test folders."""
+    lists = voc / "ImageSets" / "Segmentation"
+    train, val = read_id_list(lists / "train.txt"), read_id_list(lists / "val.txt")
+    sbd_train, sbd_val = read_id_list(sbd / "train.txt"), read_id_list(sbd / "val.txt")
+    train_aug = train_aug_ids(train, val, sbd_train, sbd_val)
+    check_count("train", train, str(lists / "train.txt"))
+    check_count("val", val, str(lists / "val.txt"))
+    check_count("train_aug", train_aug, f"{lists} and {sbd}")
+    splits = {"train": train, "val": val, "train_aug": train_aug}
+    test_ids = []
+    if test is not None:
+        test_ids = read_id_list(test / "ImageSets" / "Segmentation" / "test.txt")
+        check_count("test", test_ids, str(test / "ImageSets" / "Segmentation" / "test.txt"))
+        clash = set(test_ids) & set(train_aug + val)
+        if clash:
+            raise DataError(f"{test}: test ids {sorted(clash)[:5]} are also train/val ids")
+        splits["test"] = test_ids
+
+    with atomic_path(out) as tmp:
+        for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+            (tmp / sub).mkdir(parents=True)
+        labelled = sorted(set(train_aug) | set(val))
+        for done, image_id in enumerate(labelled, 1):
+            image = voc / "JPEGImages" / f"{image_id}.jpg"
+            link_or_copy(image if image.is_file() else sbd / "img" / f"{image_id}.jpg",
+                         tmp / "JPEGImages" / f"{image_id}.jpg")
+            mask = voc / "SegmentationClass" / f"{image_id}.png"
+            if mask.is_file():
+                link_or_copy(mask, tmp / "SegmentationClass" / f"{image_id}.png")
+            else:
+                write_label_png(tmp / "SegmentationClass" / f"{image_id}.png",
+                                sbd_mask(sbd / "cls" / f"{image_id}.mat"))
+            if done % 1000 == 0 or done == len(labelled):
+                print(f"voc2012: {done} of {len(labelled)} labelled images", file=sys.stderr, flush=True)
+        for image_id in test_ids:
+            link_or_copy(test / "JPEGImages" / f"{image_id}.jpg", tmp / "JPEGImages" / f"{image_id}.jpg")
+        for name, ids in splits.items():
+            (tmp / "ImageSets" / "Segmentation" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
+
+
+def build_voc2012(out: str | Path, downloads: str | Path) -> None:
+    """Download, verify and assemble VOC 2012 + SBD into the dataset root `out`."""
+    assemble_voc2012(out, *fetch_voc2012(downloads))
