@@ -38,14 +38,15 @@ def set_dotted(params: dict, override: str) -> None:
 
 
 def with_active_preset(params: dict, source: str | Path = "params") -> dict:
-    """A copy of the parameters with the sections of the preset that `preset` names at the top level."""
-    if params.get("preset") not in params.get("presets", {}):
-        raise DataError(f"{source}: preset {params.get('preset')!r} is not one of presets "
-                        f"{sorted(params.get('presets', {}))}")
-    clashes = set(params) & set(params["presets"][params["preset"]])
+    """A copy of the parameters with the sections of the dataset's preset at the top level: `dataset` is the
+    one key that selects both the data and its hyper-parameters."""
+    if params.get("dataset") not in params.get("presets", {}):
+        raise DataError(f"{source}: dataset {params.get('dataset')!r} has no preset (presets: "
+                        f"{sorted(params.get('presets', {}))})")
+    clashes = set(params) & set(params["presets"][params["dataset"]])
     if clashes:
         raise DataError(f"{source}: {sorted(clashes)} belong inside a preset, not at the top level")
-    return {**params, **params["presets"][params["preset"]]}
+    return {**params, **params["presets"][params["dataset"]]}
 
 
 class _Tee(io.TextIOBase):

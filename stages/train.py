@@ -48,8 +48,8 @@ def main():
     if fresh:
         print(f"{args.run}: fresh {head} head ({', '.join(fresh)}) on {args.init}")
     if run["schedule"] not in params["schedules"]:
-        raise DataError(f"run {args.run!r} needs schedule {run['schedule']!r}, which preset "
-                        f"{params['preset']!r} does not define")
+        raise DataError(f"run {args.run!r} needs schedule {run['schedule']!r}, which the preset of dataset "
+                        f"{params['dataset']!r} does not define")
     schedule = params["schedules"][run["schedule"]]
     # Everything that decides the result: a resume state made with anything else is ignored.
     config = {"run": run, "objective": objective, "schedule": schedule, "optimizer": params["optimizer"],

@@ -35,7 +35,7 @@ def small_dataset(tmp_path_factory, params) -> Path:
 def small_params_file(params_file) -> dict:
     """params.yaml with schedules small enough for unit tests, as written."""
     p = copy.deepcopy(params_file)
-    for schedule in p["presets"][p["preset"]]["schedules"].values():
+    for schedule in p["presets"][p["dataset"]]["schedules"].values():
         schedule.update(steps=4, batch_size=2, crop=64)
     p["checkpoint_every"] = 2
     return p

@@ -77,10 +77,10 @@ def test_missing_params_file_is_named(tmp_path):
     assert result.returncode == 1 and "nowhere.yaml: parameter file is missing" in result.stderr
 
 
-def test_params_name_an_existing_preset_and_keep_its_sections_inside_it(tmp_path, params_file):
+def test_the_dataset_has_a_preset_whose_sections_stay_inside_it(tmp_path, params_file):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({**params_file, "preset": "voc2007"}))
-    with pytest.raises(DataError, match=r"preset 'voc2007' is not one of presets \['cityscapes', 'tiny', 'voc2012'\]"):
+    path.write_text(yaml.safe_dump({**params_file, "dataset": "voc2007"}))
+    with pytest.raises(DataError, match=r"dataset 'voc2007' has no preset \(presets: \['cityscapes', 'tiny', 'voc2012'\]\)"):
         load_params(path)
     path.write_text(yaml.safe_dump({**params_file, "segsort": {"kappa": 5.0}}))
     with pytest.raises(DataError, match=r"\['segsort'\] belong inside a preset"):

@@ -2,7 +2,7 @@ from functools import reduce
 
 DATA = f"data/{config['dataset']}"
 REPORTS = f"reports/{config['dataset']}"  # each dataset's tables and figures; outputs of datasets never mix
-PRESET = f"presets.{config['preset']}"
+PRESET = f"presets.{config['dataset']}"
 TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", f"{PRESET}.segsort")
 BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split")
 EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", f"{PRESET}.inference")
