@@ -159,5 +159,13 @@ def bank_identity(model_path: Path, feature_kind: str, segments_dir: Path | None
             "num_classes": len(class_names(dataset)), "dataset": dataset}
 
 
+def read_model_bank(path: str | Path, model_path: Path, model, dataset: str, feature_kind: str = "embedding",
+                    segments_dir: Path | None = None) -> Bank:
+    """The bank at `path`, refused unless that model file made it with these features, segmentation, dataset
+    and the model's feature dimension: what every stage that reads a model's bank insists on."""
+    return read_bank(path, expect={**bank_identity(model_path, feature_kind, segments_dir, dataset),
+                                   "feature_dim": model.feature_dim(feature_kind)})
+
+
 def params_json(params: dict) -> str:
     return json.dumps(params, sort_keys=True)

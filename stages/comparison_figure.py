@@ -5,7 +5,7 @@ Reads, for each pair [softmax model, SegSort model] of the figure, MODELS_DIR/<n
 BANKS_DIR/<SegSort model>.h5, and nothing else of those folders."""
 from pathlib import Path
 
-from segsort.bank import bank_identity, read_bank
+from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.comparison import check_pair, compare_image, comparison_figure
 from segsort.data import class_names
@@ -43,9 +43,7 @@ def main():
         segsort_path = args.models_dir / segsort_name / "model.pt"
         softmax_model, segsort_model = load_model(softmax_path), load_model(segsort_path)
         check_pair(softmax_path, softmax_model.config, segsort_path, segsort_model.config)
-        bank = read_bank(args.banks_dir / f"{segsort_name}.h5",
-                         expect={**bank_identity(segsort_path, "embedding", None, params["dataset"]),
-                                 "feature_dim": segsort_model.feature_dim("embedding")})
+        bank = read_model_bank(args.banks_dir / f"{segsort_name}.h5", segsort_path, segsort_model, params["dataset"])
         rows += [compare_image(softmax_model, segsort_model, bank, dataset[i], config, len(names)) for i in indices]
     title = (f"{args.figure}: softmax vs SegSort, {params['dataset']} {dataset.split}\n"
              "mIoU (%) of each image over the classes in its ground truth or prediction")

@@ -3,7 +3,7 @@ boundary precision/recall/F): a SegSort model by kNN against its prototype bank,
 arg max of its class scores."""
 from pathlib import Path
 
-from segsort.bank import bank_identity, read_bank
+from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
@@ -38,9 +38,7 @@ def main():
     if softmax:
         scores = evaluate_softmax(model, dataset, config)
     else:
-        bank = read_bank(args.bank, expect={**bank_identity(args.model, args.features, args.segments,
-                                                            params["dataset"]),
-                                            "feature_dim": model.feature_dim(args.features)})
+        bank = read_model_bank(args.bank, args.model, model, params["dataset"], args.features, args.segments)
         scores = evaluate(model, dataset, bank, args.features, config)
     scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
     scores["per_class_boundary"] = dict(zip(names, scores["per_class_boundary"]))

@@ -3,7 +3,7 @@ training segments' patches: random members of finest-level clusters, then the ce
 cluster of a coarse level."""
 from pathlib import Path
 
-from segsort.bank import bank_identity, read_bank
+from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.io import atomic_path
@@ -24,8 +24,7 @@ def main():
     cfg = params["prototype_figures"]["finch"]
     names = class_names(params["dataset"])
     model = load_model(args.model)
-    bank = read_bank(args.bank, expect={**bank_identity(args.model, "embedding", None, params["dataset"]),
-                                        "feature_dim": model.feature_dim("embedding")})
+    bank = read_model_bank(args.bank, args.model, model, params["dataset"])
     clusters = finch_clusters(bank, cfg["coarse_clusters"])
     print(f"{args.bank}: FINCH on {len(clusters.rows)} foreground prototypes -> "
           f"{', '.join(map(str, clusters.counts))} clusters per level; coarse partition of "

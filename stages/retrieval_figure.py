@@ -2,7 +2,7 @@
 segments it retrieved from the model's prototype bank (what made its label)."""
 from pathlib import Path
 
-from segsort.bank import bank_identity, read_bank
+from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
@@ -25,8 +25,7 @@ def main():
     cfg = params["retrieval_figures"]
     names = class_names(params["dataset"])
     model = load_model(args.model)
-    bank = read_bank(args.bank, expect={**bank_identity(args.model, "embedding", None, params["dataset"]),
-                                        "feature_dim": model.feature_dim("embedding")})
+    bank = read_model_bank(args.bank, args.model, model, params["dataset"])
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names))
     examples = []
     for index in range(min(cfg["images"], len(dataset))):

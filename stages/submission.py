@@ -2,7 +2,7 @@
 evaluation server takes (a zip of label PNGs); Table 7 points to it."""
 from pathlib import Path
 
-from segsort.bank import bank_identity, read_bank
+from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
@@ -34,8 +34,7 @@ def main():
         def predict(sample):
             return softmax_labels(model, sample.image, config)
     else:
-        bank = read_bank(args.bank, expect={**bank_identity(args.model, "embedding", None, params["dataset"]),
-                                            "feature_dim": model.feature_dim("embedding")})
+        bank = read_model_bank(args.bank, args.model, model, params["dataset"])
 
         def predict(sample):
             return segsort_labels(model, sample.image, bank.prototypes, bank.labels, config, len(names),

@@ -2,7 +2,7 @@
 shown by its training segment's patch, framed in the colour of its class."""
 from pathlib import Path
 
-from segsort.bank import bank_identity, read_bank
+from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.io import atomic_path
@@ -23,8 +23,7 @@ def main():
     cfg = params["prototype_figures"]["tsne"]
     names = class_names(params["dataset"])
     model = load_model(args.model)
-    bank = read_bank(args.bank, expect={**bank_identity(args.model, "embedding", None, params["dataset"]),
-                                        "feature_dim": model.feature_dim("embedding")})
+    bank = read_model_bank(args.bank, args.model, model, params["dataset"])
     layout = tsne_layout(bank, cfg["samples"], cfg["perplexity"], cfg["canvas_px"] // cfg["patch_px"],
                          params["seed"])
     canvas = tsne_canvas(layout, bank, args.dataset_root, cfg["canvas_px"], cfg["patch_px"])
