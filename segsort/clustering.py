@@ -36,13 +36,14 @@ def spherical_kmeans(features: torch.Tensor, init_ids: torch.Tensor, num_cluster
     A fixed number of iterations keeps time and memory predictable (Sec. 3.1). A cluster that became
     empty can never win a pixel again.
     """
-    ids = init_ids
+    ids, ones = init_ids, torch.ones_like(init_ids)
     for _ in range(iterations):
         centres = segment_means(features, ids, num_clusters)
         scores = features @ centres.T
-        empty = torch.bincount(ids, minlength=num_clusters) == 0
-        scores[:, empty] = float("-inf")
-        ids = scores.argmax(dim=1)
+        # Counted with index_add_ and masked with masked_fill_: bincount and boolean indexing would make
+        # the CPU wait for the GPU at every iteration.
+        empty = ids.new_zeros(num_clusters).index_add_(0, ids, ones) == 0
+        ids = scores.masked_fill_(empty, float("-inf")).argmax(dim=1)
     return ids
 
 

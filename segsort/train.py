@@ -11,6 +11,8 @@ import hashlib
 import json
 import math
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +65,45 @@ def make_batch(dataset: VOCLayout, indices: list[int], step: int, seed: int, cro
         ids.append(sample.image_id)
     stack = lambda xs: torch.stack(xs) if xs else None
     return stack(images), stack(labels), stack(segments), stack(locations), ids
+
+
+class BatchPrefetcher:
+    """The batches of the coming steps, made by `workers` threads while the current step trains.
+
+    A batch depends on nothing but its step (make_batch), so a prefetched batch is the one the training
+    loop would have made itself: no result depends on the number of workers. Threads, not processes:
+    image decoding and OpenCV release the GIL, and no batch is copied between processes. With 0 workers
+    each batch is made when it is asked for.
+    """
+
+    def __init__(self, make, steps: range, workers: int):
+        self.make, self.steps = make, iter(steps)
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="batches") if workers > 0 else None
+        self.pending = deque()
+        for _ in range(2 * workers):
+            self._submit_next()
+
+    def _submit_next(self) -> None:
+        step = next(self.steps, None)
+        if step is not None:
+            self.pending.append((step, self.pool.submit(self.make, step)))
+
+    def get(self, step: int):
+        """The batch of `step`; steps must be asked for in the order of `steps`."""
+        if self.pool is None:
+            return self.make(step)
+        expected, batch = self.pending.popleft()
+        if expected != step:
+            raise RuntimeError(f"batch of step {step} asked for, step {expected} prefetched")
+        self._submit_next()
+        return batch.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def to_embedding_grid(maps: torch.Tensor, size) -> torch.Tensor:
@@ -183,7 +224,7 @@ def config_digest(config: dict) -> str:
 def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: dict, segsort_cfg: dict,
           seed: int, log_path: Path, resume_path: Path, checkpoint_every: int, config: dict, *,
           device: torch.device = torch.device("cpu"), mixed_precision: bool = False,
-          tensorboard_dir: Path | None = None) -> None:
+          tensorboard_dir: Path | None = None, data_threads: int = 0) -> None:
     """Train `model` in place, writing a per-step log to `log_path`; resumable from `resume_path`.
 
     objective: "supervised" (vMF-N on labels), "unsupervised" (vMF on pseudo-segments) or "softmax".
@@ -191,6 +232,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     Under torchrun every process takes its slice of each step's batch (see segsort.distributed);
     process 0 alone writes the log, the checkpoints and the TensorBoard events.
     mixed_precision: the network runs in bfloat16 autocast on a GPU; the losses stay in float32.
+    data_threads: threads that make the next batches while a step trains (BatchPrefetcher).
     """
     check_split(dataset)
     rank, world_size = rank_and_size()
@@ -218,42 +260,47 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     autocast = mixed_precision and device.type == "cuda"
     writer = SummaryWriter(tensorboard_dir, purge_step=start) if tensorboard_dir and rank == 0 else None
 
+    first = rank * per_process
+
+    def process_batch(step: int):
+        indices = batch_indices(step, batch_size, len(dataset), seed)[first:first + per_process]
+        return make_batch(dataset, indices, step, seed, crop, optim_cfg, first_slot=first)
+
     model.train()
     progress = tqdm(range(start, steps), initial=start, total=steps, desc=log_path.parent.name, mininterval=5,
                     disable=rank != 0)
-    for step in progress:
-        tic = time.perf_counter()
-        lr = poly_lr(schedule["lr"], step, steps, optim_cfg["poly_power"])
-        for group in optimizer.param_groups:
-            group["lr"] = lr * group["lr_multiplier"]
-        first = rank * per_process
-        indices = batch_indices(step, batch_size, len(dataset), seed)[first:first + per_process]
-        batch = make_batch(dataset, indices, step, seed, crop, optim_cfg, first_slot=first)
-        images, labels, segments, locations = (None if x is None else x.to(device) for x in batch[:4])
-        torch.manual_seed(step_seed(seed, step, rank))  # dropout draws, reproducible on resume
-        loss = objective_loss(network, objective, images, labels, segments, locations, dataset.num_classes,
-                              segsort_cfg, bank, autocast)
-        if loss is None:  # every pixel of every crop was ignore: nothing to learn from
-            continue
-        batch_loss = all_sum(loss.detach()).item() / world_size
-        if not math.isfinite(batch_loss):
-            raise NonFiniteLoss(f"non-finite loss ({batch_loss}) at step {step} on images {batch[4]}; "
-                                f"the last good state is kept in {resume_path}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        seconds = time.perf_counter() - tic
-        row = {"step": step + 1, "loss": round(batch_loss, 6), "lr": lr,
-               "images_per_second": round(batch_size / seconds, 3)}
-        log_rows.append(row)
-        progress.set_postfix(loss=f"{batch_loss:.3f}", refresh=False)
-        if writer:
-            for key in ("loss", "lr", "images_per_second"):
-                writer.add_scalar(key, row[key], step + 1)
-        if rank == 0 and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            save_checkpoint(resume_path, {"digest": digest, "step": step + 1, "model": model.state_dict(),
-                                          "optimizer": optimizer.state_dict(), "bank": bank.state(),
-                                          "log": log_rows})
+    with BatchPrefetcher(process_batch, range(start, steps), data_threads) as batches:
+        for step in progress:
+            tic = time.perf_counter()
+            lr = poly_lr(schedule["lr"], step, steps, optim_cfg["poly_power"])
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_multiplier"]
+            batch = batches.get(step)
+            images, labels, segments, locations = (None if x is None else x.to(device) for x in batch[:4])
+            torch.manual_seed(step_seed(seed, step, rank))  # dropout draws, reproducible on resume
+            loss = objective_loss(network, objective, images, labels, segments, locations, dataset.num_classes,
+                                  segsort_cfg, bank, autocast)
+            if loss is None:  # every pixel of every crop was ignore: nothing to learn from
+                continue
+            batch_loss = all_sum(loss.detach()).item() / world_size
+            if not math.isfinite(batch_loss):
+                raise NonFiniteLoss(f"non-finite loss ({batch_loss}) at step {step} on images {batch[4]}; "
+                                    f"the last good state is kept in {resume_path}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seconds = time.perf_counter() - tic
+            row = {"step": step + 1, "loss": round(batch_loss, 6), "lr": lr,
+                   "images_per_second": round(batch_size / seconds, 3)}
+            log_rows.append(row)
+            progress.set_postfix(loss=f"{batch_loss:.3f}", refresh=False)
+            if writer:
+                for key in ("loss", "lr", "images_per_second"):
+                    writer.add_scalar(key, row[key], step + 1)
+            if rank == 0 and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+                save_checkpoint(resume_path, {"digest": digest, "step": step + 1, "model": model.state_dict(),
+                                              "optimizer": optimizer.state_dict(), "bank": bank.state(),
+                                              "log": log_rows})
     if writer:
         writer.close()
     if not log_rows:

@@ -60,7 +60,8 @@ def main():
     train(model, dataset, objective, schedule, params["optimizer"], params["segsort"], params["seed"],
           log_path=args.train_log, resume_path=resume,
           checkpoint_every=params["checkpoint_every"], config=config, device=device,
-          mixed_precision=params["mixed_precision"], tensorboard_dir=args.tensorboard)
+          mixed_precision=params["mixed_precision"], tensorboard_dir=args.tensorboard,
+          data_threads=params["data_threads"] if device.type == "cuda" else 0)
     if rank_and_size()[0] == 0:
         save_model(args.model_out, model, args.run)
         resume.unlink(missing_ok=True)

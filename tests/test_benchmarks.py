@@ -1,4 +1,5 @@
 """The benchmark scripts run and print the ratio they exist for (their timings are read, not asserted)."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,32 @@ def test_inference_latency_benchmark_writes_table4(tmp_path):
         assert 0 <= float(row["kmeans_pct"]) <= 100 and 0 <= float(row["knn_pct"]) <= 100
         assert row["bank_content"].startswith("synthetic")
     assert "x softmax" in result.stdout and "2 iterations + 3-NN vs softmax: time" in result.stdout
+
+
+def test_stage_times_measures_every_stage_of_a_dataset(tmp_path):
+    out = tmp_path / "throughput.csv"
+    result = subprocess.run([sys.executable, "benchmarks/stage_times.py", "measure", "--datasets", "tiny",
+                             "--out", str(out), "--threads", "1", "--cores", "2", "--warmup", "0", "--steps", "1",
+                             "--inference-images", "1", "--device", "cpu"],
+                            cwd=REPO, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    import csv
+    rows = list(csv.DictReader(out.open()))
+    stages = {(r["stage"], r["network"], r["objective"]) for r in rows}
+    assert {("hed_contours", "hed", ""), ("pseudo_segments", "owt-ucm", ""),
+            ("train", "lite0_pyramid", "unsupervised"), ("train", "pspnet_resnet101", "softmax"),
+            ("build_bank", "lite0_pyramid", "segsort"), ("evaluate", "pspnet_resnet101", "softmax")} <= stages
+    for row in rows:
+        assert float(row["seconds"]) > 0 and row["device"].startswith("CPU"), row
+    assert float(next(r for r in rows if r["stage"] == "pseudo_segments")["parallel_per_second"]) > 0
+
+
+def test_committed_stage_time_estimate_follows_from_the_measurements(tmp_path):
+    """reports/benchmarks/stage_times_voc2012.csv is what the estimate step makes of the committed
+    GPU measurements and params.yaml (a changed schedule must be re-estimated)."""
+    out = tmp_path / "estimate.csv"
+    result = subprocess.run([sys.executable, "benchmarks/stage_times.py", "estimate", "--dataset", "voc2012",
+                             "--out", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.read_bytes() == (REPO / "reports/benchmarks/stage_times_voc2012.csv").read_bytes()
+    assert "total:" in result.stdout and "not estimated" not in result.stdout

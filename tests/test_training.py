@@ -5,6 +5,7 @@ import torch
 import segsort.train as training
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
+from segsort.io import DataError
 from segsort.models import build_model, network_config
 
 # A network with dropout (PSPNet's decoder), on a light backbone: its training must resume exactly too.
@@ -17,13 +18,13 @@ def small_model(network: dict, head: str = "segsort"):
     return build_model(network_config(network, head, 32, len(class_names("tiny"))))
 
 
-def run(small_params, dataset, tmp_path, objective="supervised", network=None):
+def run(small_params, dataset, tmp_path, objective="supervised", network=None, data_threads=0):
     head = "softmax" if objective == "softmax" else "segsort"
     model = small_model(network or small_params["networks"][TINY_NETWORK], head)
     training.train(model, dataset, objective, small_params["schedules"]["supervised"], small_params["optimizer"],
                    small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
                    resume_path=tmp_path / "resume.pt", checkpoint_every=small_params["checkpoint_every"],
-                   config={"test": objective})
+                   config={"test": objective}, data_threads=data_threads)
     return model
 
 
@@ -58,6 +59,29 @@ def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkey
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
     assert losses(tmp_path / "a" / "log.csv") == losses(tmp_path / "b" / "log.csv")
+
+
+def test_batches_made_ahead_by_threads_train_the_same_weights(small_params, dataset, tmp_path):
+    torch.set_num_threads(1)
+    reference = run(small_params, dataset, tmp_path / "a")
+    prefetched = run(small_params, dataset, tmp_path / "b", data_threads=3)
+    for (name, a), b in zip(reference.state_dict().items(), prefetched.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert losses(tmp_path / "a" / "log.csv") == losses(tmp_path / "b" / "log.csv")
+
+
+def test_a_batch_that_fails_in_a_thread_stops_training_with_its_error(small_params, dataset, tmp_path, monkeypatch):
+    make_batch = training.make_batch
+
+    def bad_file_at_step_2(dataset, indices, step, *args, **kwargs):
+        if step == 2:
+            raise DataError("JPEGImages/broken.jpg: cannot read image")
+        return make_batch(dataset, indices, step, *args, **kwargs)
+
+    monkeypatch.setattr(training, "make_batch", bad_file_at_step_2)
+    with pytest.raises(DataError, match="broken.jpg"):
+        run(small_params, dataset, tmp_path, data_threads=2)
+    assert (tmp_path / "resume.pt").is_file()  # the state after step 2 of 4 (checkpoint_every: 2)
 
 
 def test_stale_resume_state_is_ignored(small_params, dataset, tmp_path):
