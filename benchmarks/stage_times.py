@@ -74,7 +74,8 @@ def split_sizes(params: dict) -> dict[str, int]:
     if params["dataset"] == "voc2012":
         return dict(VOC_COUNTS)
     if params["dataset"] == "cityscapes":
-        return {split: count for split, (_, count) in CITYSCAPES_SPLITS.items()}
+        sizes = {split: count for split, (_, count) in CITYSCAPES_SPLITS.items()}
+        return {**sizes, "train_aug": sizes["train"]}  # no augmented set (segsort/data/cityscapes.py)
     tiny = params["tiny"]
     return {"train": tiny["num_train"], "train_aug": tiny["num_train_aug"], "val": tiny["num_val"],
             "test": tiny["num_test"]}
@@ -215,6 +216,8 @@ def training_workloads(params: dict):
         if schedule is None:
             print(f"{params['dataset']}: run {name} names schedule {run['schedule']!r}, not in its preset: skipped")
             continue
+        if schedule["steps"] == 0:
+            continue
         key = (run["network"], objective, schedule["batch_size"], schedule["crop"])
         seen.setdefault(key, schedule)
     return seen
@@ -348,9 +351,11 @@ def estimate_jobs(params: dict, measured: dict):
         schedule = params["schedules"].get(run["schedule"])
         if schedule is None:
             yield f"train {name}", "train", run["network"], objective, 0, f"schedule {run['schedule']} undefined", None
-            continue
-        yield (f"train {name}", "train", run["network"], objective, schedule["steps"], "step",
-               row("train", run["network"], objective, schedule["batch_size"], schedule["crop"]))
+        elif schedule["steps"] == 0:
+            yield f"train {name}", "train", run["network"], objective, 0, "step", None
+        else:
+            yield (f"train {name}", "train", run["network"], objective, schedule["steps"], "step",
+                   row("train", run["network"], objective, schedule["batch_size"], schedule["crop"]))
 
     def inference(stage, model, split, job=None):
         network, head = networks[model]
@@ -394,7 +399,7 @@ def estimate(args) -> None:
     measured = read_measurements(args.throughput, params)
     rows, missing = [], []
     for job, stage, network, objective, units, unit, row in estimate_jobs(params, measured):
-        seconds = seconds_per_unit(row, stage)
+        seconds = 0.0 if units == 0 and unit == "step" else seconds_per_unit(row, stage)  # a 0-step schedule
         if seconds is None:
             why = row["seconds"] if row else "not measured"
             missing.append(f"{job} ({network}, {objective or stage}): {why}")

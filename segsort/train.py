@@ -233,7 +233,15 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     process 0 alone writes the log, the checkpoints and the TensorBoard events.
     mixed_precision: the network runs in bfloat16 autocast on a GPU; the losses stay in float32.
     data_threads: threads that make the next batches while a step trains (BatchPrefetcher).
+    A schedule of 0 steps leaves the model as it is (Cityscapes: the runs' fine-tuning stage).
     """
+    if schedule["steps"] == 0:
+        print(f"{log_path.parent.name}: a schedule of 0 steps, the model stays as it starts")
+        if rank_and_size()[0] == 0:
+            if tensorboard_dir:
+                tensorboard_dir.mkdir(parents=True, exist_ok=True)
+            write_log(log_path, [])
+        return
     check_split(dataset)
     rank, world_size = rank_and_size()
     steps, batch_size, crop = schedule["steps"], schedule["batch_size"], schedule["crop"]

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -65,12 +67,16 @@ def test_stage_times_measures_every_stage_of_a_dataset(tmp_path):
     assert float(next(r for r in rows if r["stage"] == "pseudo_segments")["parallel_per_second"]) > 0
 
 
-def test_committed_stage_time_estimate_follows_from_the_measurements(tmp_path):
-    """reports/benchmarks/stage_times_voc2012.csv is what the estimate step makes of the committed
-    GPU measurements and params.yaml (a changed schedule must be re-estimated)."""
+@pytest.mark.parametrize("dataset", ["voc2012", "cityscapes"])
+def test_committed_stage_time_estimate_follows_from_the_measurements(tmp_path, dataset):
+    """reports/benchmarks/stage_times_<dataset>.csv is what the estimate step makes of the committed GPU
+    measurements and params.yaml (a changed schedule must be re-estimated)."""
     out = tmp_path / "estimate.csv"
-    result = subprocess.run([sys.executable, "benchmarks/stage_times.py", "estimate", "--dataset", "voc2012",
+    result = subprocess.run([sys.executable, "benchmarks/stage_times.py", "estimate", "--dataset", dataset,
                              "--out", str(out)], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert out.read_bytes() == (REPO / "reports/benchmarks/stage_times_voc2012.csv").read_bytes()
-    assert "total:" in result.stdout and "not estimated" not in result.stdout
+    assert out.read_bytes() == (REPO / f"reports/benchmarks/stage_times_{dataset}.csv").read_bytes()
+    not_estimated = [line for line in result.stdout.splitlines() if line.startswith("not estimated")]
+    # Cityscapes' unsupervised run (not in the paper) was declared after the GPU measurements
+    assert not_estimated == ([] if dataset == "voc2012" else
+                             ["not estimated: train unsup_train_aug (lite0_pyramid, unsupervised): not measured"])

@@ -395,7 +395,10 @@ def test_cityscapes_placed_archives_are_checked_by_structure(tmp_path, monkeypat
     for name, data in cityscapes_archives(tmp_path).items():
         (tmp_path / "downloads" / name).write_bytes(data)
     cityscapes.build_cityscapes(tmp_path / "dataset", tmp_path / "downloads")
-    assert read_id_list(tmp_path / "dataset/ImageSets/Segmentation/test.txt") == ["bonn_000000_000019"]
+    lists = tmp_path / "dataset/ImageSets/Segmentation"
+    assert read_id_list(lists / "test.txt") == ["bonn_000000_000019"]
+    # no augmented set: the runs' train_aug is the fine train split
+    assert read_id_list(lists / "train_aug.txt") == read_id_list(lists / "train.txt") != []
     monkeypatch.setattr(cityscapes, "SPLITS", {**cityscapes.SPLITS, "val": (("lindau",), 500)})
     with pytest.raises(DataError, match="1 \\*_gtFine_labelIds.png files, the official val set has 500"):
         cityscapes.build_cityscapes(tmp_path / "dataset2", tmp_path / "downloads")

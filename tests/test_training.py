@@ -126,3 +126,15 @@ def test_softmax_loss_ignores_void_pixels():
     expected = -torch.log_softmax(torch.tensor([2.0, 0.0]), 0)[0]
     assert torch.isclose(training.softmax_loss(logits, labels), expected)
     assert training.softmax_loss(logits, torch.full((1, 1, 2), 255)) is None
+
+
+def test_a_schedule_of_no_steps_keeps_the_model(small_params, dataset, tmp_path):
+    """Cityscapes' fine-tuning stage: the paper trains once, so the run on train is the run it starts from."""
+    model = small_model(small_params["networks"][TINY_NETWORK])
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    training.train(model, dataset, "supervised", {"steps": 0}, small_params["optimizer"], small_params["segsort"],
+                   seed=0, log_path=tmp_path / "log.csv", resume_path=tmp_path / "resume.pt", checkpoint_every=2,
+                   config={}, tensorboard_dir=tmp_path / "events")
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
+    assert (tmp_path / "log.csv").read_text().strip() == "step,loss,lr,images_per_second"
+    assert (tmp_path / "events").is_dir() and not (tmp_path / "resume.pt").exists()

@@ -9,7 +9,10 @@ credentials is verified by structure: the expected cities of each split, the off
 
 The dataset root gets JPEGImages/<id>.png (the images stay PNG; hard links where possible), for train
 and val SegmentationClass/<id>.png with the 19 train ids (255 = ignore), and ImageSets/Segmentation/
-train.txt, val.txt, test.txt; ids are like aachen_000000_000019.
+train.txt, val.txt, test.txt; ids are like aachen_000000_000019. Cityscapes has no augmented training
+set: train_aug.txt lists the train images again, so the runs of params.yaml (train_aug, then train)
+apply as they are, and the Cityscapes preset's fine-tuning schedules have 0 steps: one training, as
+in the paper.
 """
 from __future__ import annotations
 
@@ -177,6 +180,7 @@ def assemble_cityscapes(out: str | Path, gtfine: Path, images: Path) -> None:
                 if done % 500 == 0 or done == len(split_ids):
                     print(f"cityscapes {split}: {done} of {len(split_ids)}", file=sys.stderr, flush=True)
             (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("".join(f"{i}\n" for i in split_ids))
+        (tmp / "ImageSets" / "Segmentation" / "train_aug.txt").write_text("".join(f"{i}\n" for i in ids["train"]))
 
 
 def build_cityscapes(out: str | Path, downloads: str | Path, base_url: str = BASE_URL) -> None:
