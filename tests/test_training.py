@@ -32,6 +32,25 @@ def losses(log_path):
     return [float(line.split(",")[1]) for line in log_path.read_text().splitlines()[1:]]
 
 
+def make_batch_failing_at(failing_step: int, error: BaseException):
+    """training.make_batch, raising `error` for one step (a killed run, a bad file)."""
+    make_batch = training.make_batch
+
+    def failing(dataset, indices, step, *args, **kwargs):
+        if step == failing_step:
+            raise error
+        return make_batch(dataset, indices, step, *args, **kwargs)
+
+    return failing
+
+
+def assert_same_training(a, b, a_dir, b_dir):
+    """Two trained models have the same weights and their runs logged the same losses."""
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+    assert losses(a_dir / "log.csv") == losses(b_dir / "log.csv")
+
+
 @pytest.fixture
 def dataset(small_dataset):
     return VOCLayout(small_dataset, "train", len(class_names("tiny")))
@@ -43,42 +62,25 @@ def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkey
     reference = run(small_params, dataset, tmp_path / "a", objective, network)
 
     make_batch = training.make_batch
-
-    def crash_at_step_3(dataset, indices, step, *args, **kwargs):
-        if step == 3:
-            raise KeyboardInterrupt("killed")
-        return make_batch(dataset, indices, step, *args, **kwargs)
-
-    monkeypatch.setattr(training, "make_batch", crash_at_step_3)
+    monkeypatch.setattr(training, "make_batch", make_batch_failing_at(3, KeyboardInterrupt("killed")))
     with pytest.raises(KeyboardInterrupt):
         run(small_params, dataset, tmp_path / "b", objective, network)
     assert (tmp_path / "b" / "resume.pt").is_file()
     monkeypatch.setattr(training, "make_batch", make_batch)
     resumed = run(small_params, dataset, tmp_path / "b", objective, network)
-
-    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert losses(tmp_path / "a" / "log.csv") == losses(tmp_path / "b" / "log.csv")
+    assert_same_training(reference, resumed, tmp_path / "a", tmp_path / "b")
 
 
 def test_batches_made_ahead_by_threads_train_the_same_weights(small_params, dataset, tmp_path):
     torch.set_num_threads(1)
     reference = run(small_params, dataset, tmp_path / "a")
     prefetched = run(small_params, dataset, tmp_path / "b", data_threads=3)
-    for (name, a), b in zip(reference.state_dict().items(), prefetched.state_dict().values()):
-        assert torch.equal(a, b), name
-    assert losses(tmp_path / "a" / "log.csv") == losses(tmp_path / "b" / "log.csv")
+    assert_same_training(reference, prefetched, tmp_path / "a", tmp_path / "b")
 
 
 def test_a_batch_that_fails_in_a_thread_stops_training_with_its_error(small_params, dataset, tmp_path, monkeypatch):
-    make_batch = training.make_batch
-
-    def bad_file_at_step_2(dataset, indices, step, *args, **kwargs):
-        if step == 2:
-            raise DataError("JPEGImages/broken.jpg: cannot read image")
-        return make_batch(dataset, indices, step, *args, **kwargs)
-
-    monkeypatch.setattr(training, "make_batch", bad_file_at_step_2)
+    bad_file = DataError("JPEGImages/broken.jpg: cannot read image")
+    monkeypatch.setattr(training, "make_batch", make_batch_failing_at(2, bad_file))
     with pytest.raises(DataError, match="broken.jpg"):
         run(small_params, dataset, tmp_path, data_threads=2)
     assert (tmp_path / "resume.pt").is_file()  # the state after step 2 of 4 (checkpoint_every: 2)
