@@ -35,10 +35,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
+from segsort.bank import Bank
 from segsort.contours.hed import HED, contour_batches, load_weights, save_contours
 from segsort.contours.owt_ucm import segment_contour_file
 from segsort.data import class_names
@@ -46,7 +46,6 @@ from segsort.data.cityscapes import SPLITS as CITYSCAPES_SPLITS
 from segsort.data.pascal import OFFICIAL_COUNTS as VOC_COUNTS
 from segsort.data.tiny import generate_tiny_dataset
 from segsort.data.voc import VOCLayout
-from segsort.bank import Bank
 from segsort.evaluate import build_bank, evaluate, evaluate_softmax
 from segsort.inference import InferenceConfig
 from segsort.io import atomic_path
@@ -209,17 +208,12 @@ def parallel_throughput(jobs: list, cores: int, per_process: int = 3) -> float:
 
 
 def training_workloads(params: dict):
-    """Distinct (network, objective, schedule) of the dataset's runs whose schedule its preset defines."""
+    """Distinct (network, objective, batch, crop) of the dataset's runs that train (not 0 steps)."""
     seen = {}
-    for name, objective, run in runs(params):
-        schedule = params["schedules"].get(run["schedule"])
-        if schedule is None:
-            print(f"{params['dataset']}: run {name} names schedule {run['schedule']!r}, not in its preset: skipped")
-            continue
-        if schedule["steps"] == 0:
-            continue
-        key = (run["network"], objective, schedule["batch_size"], schedule["crop"])
-        seen.setdefault(key, schedule)
+    for _, objective, run in runs(params):
+        schedule = params["schedules"][run["schedule"]]
+        if schedule["steps"] > 0:
+            seen.setdefault((run["network"], objective, schedule["batch_size"], schedule["crop"]), schedule)
     return seen
 
 
@@ -344,18 +338,19 @@ def estimate_jobs(params: dict, measured: dict):
     def row(stage, network, objective, batch_size="", crop=""):
         return measured.get((stage, network, objective, str(batch_size), str(crop)))
 
+    def training(job, network, objective, schedule):
+        if schedule["steps"] == 0:  # the run keeps the model it starts from
+            return job, "train", network, objective, 0, "step", None
+        return (job, "train", network, objective, schedule["steps"], "step",
+                row("train", network, objective, schedule["batch_size"], schedule["crop"]))
+
     hed_images = sum(sizes[split] for split in params["hed"]["splits"])
-    yield "hed_contours", "hed_contours", "hed", "", hed_images, "image", row("hed_contours", "hed", "", params["hed"]["batch_size"])
-    yield "pseudo_segments", "pseudo_segments", "owt-ucm", "", hed_images, "image", row("pseudo_segments", "owt-ucm", "")
+    yield ("hed_contours", "hed_contours", "hed", "", hed_images, "image",
+           row("hed_contours", "hed", "", params["hed"]["batch_size"]))
+    yield ("pseudo_segments", "pseudo_segments", "owt-ucm", "", hed_images, "image",
+           row("pseudo_segments", "owt-ucm", ""))
     for name, objective, run in runs(params):
-        schedule = params["schedules"].get(run["schedule"])
-        if schedule is None:
-            yield f"train {name}", "train", run["network"], objective, 0, f"schedule {run['schedule']} undefined", None
-        elif schedule["steps"] == 0:
-            yield f"train {name}", "train", run["network"], objective, 0, "step", None
-        else:
-            yield (f"train {name}", "train", run["network"], objective, schedule["steps"], "step",
-                   row("train", run["network"], objective, schedule["batch_size"], schedule["crop"]))
+        yield training(f"train {name}", run["network"], objective, params["schedules"][run["schedule"]])
 
     def inference(stage, model, split, job=None):
         network, head = networks[model]
@@ -373,14 +368,15 @@ def estimate_jobs(params: dict, measured: dict):
     sweep = params["inference_sweep"]
     for iterations in sweep["kmeans_iterations"]:
         for k in sweep["knn_k"]:
-            yield inference("evaluate", sweep["model"], evaluation["eval_split"], job=f"inference sweep {iterations}-{k}")
+            yield inference("evaluate", sweep["model"], evaluation["eval_split"],
+                            job=f"inference sweep {iterations}-{k}")
     ablation = params["ablations"]
-    run = {name: (objective, run) for name, objective, run in runs(params)}[ablation["run"]]
-    schedule = params["schedules"].get(run[1]["schedule"])
-    for setting in [f"grid {side}" for side in ablation["grid_sides"]] + [f"embedding_dim {dim}" for dim in ablation["embedding_dims"]]:
-        if schedule is not None:
-            yield (f"ablation {setting}: train", "train", ablation["network"], run[0], schedule["steps"], "step",
-                   row("train", ablation["network"], run[0], schedule["batch_size"], schedule["crop"]))
+    objective, run = {name: (objective, run) for name, objective, run in runs(params)}[ablation["run"]]
+    settings = [f"grid {side}" for side in ablation["grid_sides"]]
+    settings += [f"embedding_dim {dim}" for dim in ablation["embedding_dims"]]
+    for setting in settings:
+        yield training(f"ablation {setting}: train", ablation["network"], objective,
+                       params["schedules"][run["schedule"]])
         yield inference("build_bank", ablation["run"], evaluation["bank_split"], job=f"ablation {setting}: bank")
         yield inference("evaluate", ablation["run"], evaluation["eval_split"], job=f"ablation {setting}: evaluate")
 
@@ -399,7 +395,7 @@ def estimate(args) -> None:
     measured = read_measurements(args.throughput, params)
     rows, missing = [], []
     for job, stage, network, objective, units, unit, row in estimate_jobs(params, measured):
-        seconds = 0.0 if units == 0 and unit == "step" else seconds_per_unit(row, stage)  # a 0-step schedule
+        seconds = 0.0 if units == 0 else seconds_per_unit(row, stage)
         if seconds is None:
             why = row["seconds"] if row else "not measured"
             missing.append(f"{job} ({network}, {objective or stage}): {why}")

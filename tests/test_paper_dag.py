@@ -1,8 +1,8 @@
 """With `dataset: voc2012` or `cityscapes` and no data on disk, both tools plan the paper's whole DAG
 (issue 7): the same stages, commands, dependencies, parameters and outputs in each, every path under
-data/<dataset>/ and reports/<dataset>/, and `dvc repro --dry --force` lists every stage. (Without --force, DVC 3.67's dry run
-looks each stage up in its run cache, which hashes the dependencies, and stops at the first missing one;
-on a fresh checkout every stage runs anyway.)"""
+data/<dataset>/ and reports/<dataset>/, and `dvc repro --dry --force` lists every stage. (Without
+--force, DVC 3.67's dry run looks each stage up in its run cache, which hashes the dependencies, and stops
+at the first missing one; on a fresh checkout every stage runs anyway.)"""
 import os
 import subprocess
 import sys
