@@ -51,10 +51,9 @@ from segsort.inference import InferenceConfig
 from segsort.io import atomic_path
 from segsort.models import build_model, network_config
 from segsort.stage import with_active_preset
-from segsort.train import train
+from segsort.train import RUN_OBJECTIVES, train
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_GROUPS = {"unsupervised_runs": "unsupervised", "supervised_runs": "supervised", "softmax_runs": "softmax"}
 # Image sides (rows, columns) drawn uniformly between these: VOC's images are at most 500 pixels a side
 # (mostly 500 x 375 or 375 x 500), Cityscapes' are all 1024 x 2048.
 IMAGE_SIDES = {"voc2012": ([375, 375], [500, 500]), "cityscapes": ([1024, 2048], [1024, 2048])}
@@ -82,7 +81,7 @@ def split_sizes(params: dict) -> dict[str, int]:
 
 def runs(params: dict):
     """(name, objective, run) of every training run of params.yaml."""
-    for group, objective in RUN_GROUPS.items():
+    for group, objective in RUN_OBJECTIVES.items():
         for name, run in params[group].items():
             yield name, objective, run
 

@@ -30,6 +30,10 @@ from segsort.io import IGNORE_LABEL, atomic_path
 from segsort.losses import MemoryBank, vmf_loss, vmf_n_loss
 
 
+# The training runs of params.yaml, by group, and the objective each group trains.
+RUN_OBJECTIVES = {"unsupervised_runs": "unsupervised", "supervised_runs": "supervised", "softmax_runs": "softmax"}
+
+
 class NonFiniteLoss(RuntimeError):
     pass
 

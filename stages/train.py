@@ -12,10 +12,7 @@ from segsort.data.voc import VOCLayout
 from segsort.distributed import rank_and_size, setup_from_environment
 from segsort.io import DataError
 from segsort.stage import load_params, parser, setup_torch, stage_main
-from segsort.train import train
-
-
-OBJECTIVES = {"supervised_runs": "supervised", "unsupervised_runs": "unsupervised", "softmax_runs": "softmax"}
+from segsort.train import RUN_OBJECTIVES, train
 
 
 @stage_main
@@ -33,10 +30,10 @@ def main():
     setup_torch(params)
     device = setup_from_environment()
 
-    groups = [group for group in OBJECTIVES if args.run in params[group]]
+    groups = [group for group in RUN_OBJECTIVES if args.run in params[group]]
     if len(groups) != 1:
-        raise DataError(f"run {args.run!r} must be in exactly one of {list(OBJECTIVES)}, not in {groups}")
-    objective, run = OBJECTIVES[groups[0]], params[groups[0]][args.run]
+        raise DataError(f"run {args.run!r} must be in exactly one of {list(RUN_OBJECTIVES)}, not in {groups}")
+    objective, run = RUN_OBJECTIVES[groups[0]], params[groups[0]][args.run]
     if objective == "unsupervised" and args.segments is None:
         raise DataError(f"unsupervised run {args.run!r} needs --segments")
 
