@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def benchmark_images(count: int) -> tuple[list[np.ndarray], str]:
-    """The real VOC samples (repeated up to `count`) if they are beside the project, else generated images."""
+    """The real VOC samples (repeated up to `count`) if they are in the repository, else generated images."""
     samples = REPO / yaml.safe_load((REPO / "params.yaml").read_text())["real_samples"]
     if (samples / "voc" / "JPEGImages").is_dir():
         images = [image for _, image, _ in voc_samples(samples)]
@@ -37,8 +37,8 @@ def benchmark_images(count: int) -> tuple[list[np.ndarray], str]:
     else:
         h, w = SPEED_SIZE
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = {"num_train": count, "num_train_aug": count, "num_val": 1, "min_size": h, "max_size": w,
-                   "min_objects": 2, "max_objects": 4, "void_width": 3}
+            cfg = {"num_train": count, "num_train_aug": count, "num_val": 1, "num_test": 0, "min_size": h,
+                   "max_size": w, "min_objects": 2, "max_objects": 4, "void_width": 3}
             generate_tiny_dataset(Path(tmp), cfg, seed=0)
             images = [read_image(p) for p in sorted((Path(tmp) / "JPEGImages").glob("*.jpg"))[:count]]
         source = "generated tiny-dataset images (real samples not found)"

@@ -22,10 +22,10 @@ import torch
 from segsort.data import class_names
 from segsort.data.tiny import generate_tiny_dataset
 from segsort.data.voc import VOCLayout
-from segsort.losses import MemoryBank
 from segsort.models import build_model, network_config
 from segsort.stage import load_params
-from segsort.train import batch_indices, make_batch, make_optimizer, objective_loss
+from segsort.train import (batch_indices, image_frame_grid, make_batch, make_optimizer, memory_bank,
+                           objective_loss)
 
 REPO = Path(__file__).resolve().parents[1]
 # Labelled images of PASCAL VOC's sizes (sides of 375 to 500 pixels), generated like the tiny dataset.
@@ -44,16 +44,15 @@ def time_steps(objective: str, args, params: dict, dataset: VOCLayout, device: t
     model = build_model(network_config(params["networks"][args.network], head, params["embedding_dim"],
                                        dataset.num_classes)).to(device).train()
     optimizer = make_optimizer(model, 1e-3, params["optimizer"])
-    bank = MemoryBank(params["segsort"]["memory_batches"])
+    bank = memory_bank(objective, params["segsort"])
     times = []
     for step in range(args.warmup + args.steps):
         indices = batch_indices(step, args.batch, len(dataset), seed=0)
-        images, labels, _, locations, _ = make_batch(dataset, indices, step, 0, args.crop, params["optimizer"])
-        images, labels, locations = images.to(device), labels.to(device), locations.to(device)
+        batch = make_batch(dataset, indices, step, 0, args.crop, params["optimizer"],
+                           grid=image_frame_grid(objective, params["segsort"])).to(device)
         synchronize(device)
         tic = time.perf_counter()
-        loss = objective_loss(model, objective, images, labels, None, locations, dataset.num_classes,
-                              params["segsort"], bank)
+        loss = objective_loss(model, objective, batch, dataset.num_classes, params["segsort"], bank)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

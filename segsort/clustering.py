@@ -48,19 +48,25 @@ def spherical_kmeans(features: torch.Tensor, init_ids: torch.Tensor, num_cluster
 
 
 def cluster_pixels(embedding: torch.Tensor, valid: torch.Tensor, locations: torch.Tensor,
-                   grid: tuple[int, int], iterations: int) -> torch.Tensor:
+                   grid: tuple[int, int], iterations: int, init_blocks: torch.Tensor | None = None) -> torch.Tensor:
     """Cluster one image's pixels with its embedding and location features.
 
     embedding (D, H, W) unit vectors, valid (H, W) bool, locations (2, H, W).
-    Returns (H, W) int64 cluster ids numbered 0..n-1 in order of first appearance, -1 where not valid.
+    Returns (H, W) int64 cluster ids numbered 0..n-1 in increasing order of their initial block, -1 where
+    not valid (void pixels take no part: they neither start nor move a cluster).
     Location features are concatenated to the embedding and the result re-normalised; they guide
     the clustering only and never enter prototypes.
+    init_blocks (H, W), ids in 0..grid[0]*grid[1]-1: the grid of blocks laid on another frame (a training
+    crop's original image, `grid_frame: image`); blocks that fall outside the crop start empty and stay
+    empty. By default the grid is laid on these H x W pixels.
     """
     height, width = valid.shape
     with torch.no_grad():
         joint = F.normalize(torch.cat([embedding, locations]), dim=0).reshape(embedding.shape[0] + 2, -1).T
         mask = valid.reshape(-1)
-        init = grid_assignment(height, width, grid, device=embedding.device)[mask]
+        if init_blocks is None:
+            init_blocks = grid_assignment(height, width, grid, device=embedding.device)
+        init = init_blocks.reshape(-1)[mask]
         ids = spherical_kmeans(joint[mask], init, grid[0] * grid[1], iterations)
     out = torch.full((height * width,), -1, dtype=torch.long, device=embedding.device)
     out[mask] = compact_ids(ids)

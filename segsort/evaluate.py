@@ -18,12 +18,13 @@ from segsort.metrics import boundary_scores, class_boundary_counts, confusion_ma
 def bank_rows(model, dataset: VOCLayout, features_kind: str, grid: tuple[int, int], iterations: int):
     """Yield one labelled image's (image id, LabelledSegments) at a time (see segsort.bank.write_bank).
 
-    Training images are segmented as in training: k-means on the features (or the given pseudo-segments).
+    Training images are segmented as in training: k-means on the features without the void pixels (or the
+    given pseudo-segments).
     """
     for index in tqdm(range(len(dataset)), desc="bank", mininterval=5):
         sample = dataset[index]
         features = pixel_features(model, sample.image, features_kind)
-        segments = segment_image(features, grid, iterations, sample.segments)
+        segments = segment_image(features, grid, iterations, sample.segments, sample.labels)
         yield sample.image_id, labelled_prototypes(features, segments, sample.labels, dataset.num_classes)
 
 

@@ -59,12 +59,19 @@ def class_scores(model, image: np.ndarray) -> torch.Tensor:
 
 
 def segment_image(features: torch.Tensor, grid: tuple[int, int], iterations: int,
-                  pseudo_segments: np.ndarray | None = None) -> torch.Tensor:
-    """(H, W) segment ids 0..S-1: spherical k-means with location features, or the given pseudo-segments."""
+                  pseudo_segments: np.ndarray | None = None, labels: np.ndarray | None = None) -> torch.Tensor:
+    """(H, W) segment ids 0..S-1: spherical k-means with location features, or the given pseudo-segments.
+
+    labels (H, W), for a labelled image of the bank: its void pixels (255) are left out of k-means and get
+    segment id -1, as in training (the authors' release drops them before k-means too).
+    """
     if pseudo_segments is not None:
         return compact_ids(torch.from_numpy(pseudo_segments.astype(np.int64)).to(features.device))
     height, width = features.shape[1:]
-    valid = torch.ones(height, width, dtype=torch.bool, device=features.device)
+    if labels is None:
+        valid = torch.ones(height, width, dtype=torch.bool, device=features.device)
+    else:
+        valid = torch.from_numpy(labels != IGNORE_LABEL).to(features.device)
     return cluster_pixels(features, valid, location_features(height, width, device=features.device),
                           tuple(grid), iterations)
 
@@ -91,17 +98,17 @@ def labelled_prototypes(features: torch.Tensor, segments: torch.Tensor, labels: 
 
     Each segment takes its majority ground-truth label (ties to the lower class id) and its prototype
     is the mean over the pixels carrying that label only, ignoring the unresolved rest (Sec. 3.3).
-    Segments without any labelled pixel are dropped.
+    Segments without any labelled pixel are dropped; pixels of segment id -1 (void) belong to none.
     """
     seg = segments.reshape(-1)
     lab = torch.from_numpy(labels.astype(np.int64)).to(seg.device).reshape(-1)
     valid = lab != IGNORE_LABEL
-    num_segments = int(seg.max()) + 1
+    num_segments = max(int(seg.max()) + 1, 1)  # an all-void image has no segment (every id -1)
     counts = torch.bincount(seg[valid] * num_classes + lab[valid],
                             minlength=num_segments * num_classes).reshape(num_segments, num_classes)
     majority = counts.argmax(dim=1)
     keep = counts.sum(dim=1) > 0
-    agrees = valid & (lab == majority[seg])
+    agrees = valid & (lab == majority[seg.clamp(min=0)])
     flat = features.reshape(features.shape[0], -1).T
     prototypes = segment_means(flat[agrees], seg[agrees], num_segments)
     support = torch.where(agrees, seg, torch.full_like(seg, -1)).reshape(segments.shape)
@@ -114,18 +121,20 @@ def nearest_prototypes(queries: torch.Tensor, bank_prototypes: torch.Tensor, k: 
     """Exact cosine top-k: (similarities (Q, k), bank indices (Q, k)), most similar first.
 
     The bank is scanned in chunks (moved to the queries' device one at a time), so neither the bank nor
-    its similarity matrix has to fit in device memory at once. Equal similarities keep the lower index.
+    its similarity matrix has to fit in device memory at once. Equal similarities keep the lower index,
+    on every device: a stable sort, not `topk` (whose order among equal values is unspecified).
     """
     k = min(k, len(bank_prototypes))
     best_sims = queries.new_full((len(queries), 0), float("-inf"))
     best_idx = torch.zeros((len(queries), 0), dtype=torch.long, device=queries.device)
     for start in range(0, len(bank_prototypes), chunk):
         sims = queries @ bank_prototypes[start:start + chunk].to(queries.device).T
-        top = sims.topk(min(k, sims.shape[1]), dim=1)
-        merged_sims = torch.cat([best_sims, top.values], dim=1)
-        merged_idx = torch.cat([best_idx, top.indices + start], dim=1)
-        best_sims, order = merged_sims.topk(min(k, merged_sims.shape[1]), dim=1)
-        best_idx = merged_idx.gather(1, order)
+        # The earlier best (lower indices) first, then this chunk: a stable sort keeps that order among ties.
+        merged_sims = torch.cat([best_sims, sims], dim=1)
+        merged_idx = torch.cat([best_idx, torch.arange(start, start + sims.shape[1], device=sims.device)
+                                .expand(len(sims), -1)], dim=1)
+        best_sims, order = merged_sims.sort(dim=1, descending=True, stable=True)
+        best_sims, best_idx = best_sims[:, :k], merged_idx.gather(1, order[:, :k])
     return best_sims, best_idx
 
 

@@ -51,13 +51,16 @@ def vmf_n_loss(embeddings: torch.Tensor, segment_ids: torch.Tensor, pixel_labels
 
 
 class MemoryBank:
-    """Prototypes (and labels) of the previous `num_batches` batches, first in first out, without gradient."""
+    """Prototypes (and labels) of the previous `num_batches` batches, first in first out, without gradient.
+
+    A batch without prototypes (every pixel void) is not pushed: it would evict a real batch.
+    """
 
     def __init__(self, num_batches: int):
         self.batches: deque = deque(maxlen=num_batches)
 
     def push(self, prototypes: torch.Tensor, labels: torch.Tensor | None = None) -> None:
-        if self.batches.maxlen:
+        if self.batches.maxlen and len(prototypes):
             self.batches.append((prototypes.detach().clone(),
                                  None if labels is None else labels.detach().clone()))
 

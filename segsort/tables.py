@@ -58,21 +58,43 @@ def our_values(metrics: dict, columns: list[str], class_names: tuple[str, ...], 
     return {**values, columns[-1]: percent(metrics[mean_key])}
 
 
+def seed_statistics(runs: list[dict]) -> dict:
+    """Mean and sample standard deviation (%) of each summary column over the runs of one model with
+    different seeds (the std is left blank for a single run)."""
+    out = {"seeds": len(runs)}
+    for column, key in SUMMARY.items():
+        values = pd.Series([100 * run[key] for run in runs])
+        out[column] = round(float(values.mean()), 2)
+        out[f"{column} std"] = round(float(values.std(ddof=1)), 2) if len(values) > 1 else None
+    return out
+
+
 def build_table(name: str, rows: list[dict], metrics: dict[str, dict], paper: dict, dataset: str,
-                class_names: tuple[str, ...]) -> pd.DataFrame:
+                class_names: tuple[str, ...], replicates: dict[str, list[dict]] | None = None) -> pd.DataFrame:
     """One table: each row's label columns and model, then per column ours and, where the paper has the same
     column, its value and ours minus it. Class columns are compared only on the paper's own dataset (a class
-    of another dataset may share a name, as the tiny set's cat does with VOC's)."""
+    of another dataset may share a name, as the tiny set's cat does with VOC's).
+
+    replicates: for a summary table, the metrics of each model's runs with other seeds; every row then shows
+    the number of seeds and, per column, the mean over them (compared with the paper) and the standard deviation.
+    """
     compared = set(paper["columns"]) if dataset == paper.get("dataset") else {paper["columns"][-1]} | set(SUMMARY)
+    if replicates is not None and paper["columns"] != list(SUMMARY):
+        raise DataError(f"{name}: runs of several seeds are averaged in summary tables ({list(SUMMARY)}) only")
     out = []
     for row in rows:
         if row["model"] not in metrics:
             raise DataError(f"{name}: no metrics file given for {row['model']}")
         theirs = paper_row(paper, name, row["paper"])
         line = {key: value for key, value in row.items() if key != "paper"}
-        for column, ours in our_values(metrics[row["model"]], paper["columns"], class_names,
-                                       row.get("metric")).items():
+        if replicates is None:
+            ours_by_column = our_values(metrics[row["model"]], paper["columns"], class_names, row.get("metric"))
+        else:
+            ours_by_column = seed_statistics([metrics[row["model"]], *replicates.get(row["model"], [])])
+        for column, ours in ours_by_column.items():
             line[column] = ours
+            if f"{column} std" in ours_by_column:  # the spread over seeds beside the mean it belongs to
+                line[f"{column} std"] = ours_by_column[f"{column} std"]
             if column in compared and column in paper["columns"]:
                 reference = theirs[column]
                 line[f"{column} (paper)"] = reference
@@ -156,6 +178,11 @@ def tables_markdown(tables: dict[str, pd.DataFrame], paper: dict, dataset: str) 
              f"The paper measured on {', '.join(sorted({t['dataset'] for t in paper.values() if t.get('dataset')}))}; "
              "on another dataset the differences say how far apart the settings are, not how well we reproduce.\n"]
     for name, table in tables.items():
-        caption = paper[name]["caption"]
-        parts.append(f"## {name.replace('table', 'Table ')}\n\n{caption}\n\n{markdown_table(table)}\n")
+        base, _, variant = name.partition("_")
+        title, caption = base.replace("table", "Table "), paper[base]["caption"]
+        if variant == "seeds":  # the same table, each row's runs trained with every seed
+            title += ", over seeds"
+            caption += (" Here each row's mean and sample standard deviation over its training seeds (`seeds`: "
+                        "params.yaml `seed` and `replicate_seeds`; a row that trains nothing has one).")
+        parts.append(f"## {title}\n\n{caption}\n\n{markdown_table(table)}\n")
     return "\n".join(parts)

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -51,24 +52,39 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
 
 
+class Batch(NamedTuple):
+    """One step's augmented crops (B = the images of this process), stacked; None where the data has none."""
+    images: torch.Tensor            # (B, 3, crop, crop) float RGB in [0, 255]
+    labels: torch.Tensor | None     # (B, crop, crop) int64 class ids, 255 = ignore
+    segments: torch.Tensor | None   # (B, crop, crop) int64 pseudo-segment ids, 255 = none
+    locations: torch.Tensor         # (B, 2, crop, crop) original-image coordinates (y, x) in [0, 1)
+    blocks: torch.Tensor | None     # (B, crop, crop) int64 initial k-means block in the original image's grid
+    image_ids: list[str]
+
+    def to(self, device: torch.device) -> "Batch":
+        return self._replace(**{name: getattr(self, name).to(device) for name in
+                                ("images", "labels", "segments", "locations", "blocks") if getattr(self, name) is not None})
+
+
 def make_batch(dataset: VOCLayout, indices: list[int], step: int, seed: int, crop: int, optim_cfg: dict,
-               first_slot: int = 0):
+               first_slot: int = 0, grid: tuple[int, int] | None = None) -> Batch:
     """Augmented crops of the given images. Slot s of step t is augmented from (seed, t, s): the
-    same whether one process makes the whole batch or each process its slice (from `first_slot`)."""
-    images, labels, segments, locations, ids = [], [], [], [], []
+    same whether one process makes the whole batch or each process its slice (from `first_slot`).
+    grid: also carry each pixel's block of this grid laid on its original image (`grid_frame: image`)."""
+    planes = {name: [] for name in ("images", "labels", "segments", "locations", "blocks")}
+    ids = []
     for slot, index in enumerate(indices, start=first_slot):
         sample = dataset[index]
         rng = np.random.default_rng([seed, step, slot, 1])
-        image, label, segment, location = augment(sample, rng, crop, optim_cfg["min_scale"], optim_cfg["max_scale"])
-        images.append(torch.from_numpy(image).permute(2, 0, 1).float())
-        locations.append(torch.from_numpy(location))
-        if label is not None:
-            labels.append(torch.from_numpy(label).long())
-        if segment is not None:
-            segments.append(torch.from_numpy(segment).long())
+        image, label, segment, location, blocks = augment(sample, rng, crop, optim_cfg["min_scale"],
+                                                          optim_cfg["max_scale"], grid)
+        planes["images"].append(torch.from_numpy(image).permute(2, 0, 1).float())
+        planes["locations"].append(torch.from_numpy(location))
+        for name, plane in (("labels", label), ("segments", segment), ("blocks", blocks)):
+            if plane is not None:
+                planes[name].append(torch.from_numpy(plane.astype(np.int64)))
         ids.append(sample.image_id)
-    stack = lambda xs: torch.stack(xs) if xs else None
-    return stack(images), stack(labels), stack(segments), stack(locations), ids
+    return Batch(**{name: torch.stack(xs) if xs else None for name, xs in planes.items()}, image_ids=ids)
 
 
 class BatchPrefetcher:
@@ -133,15 +149,21 @@ def mean_over_batch(outputs: torch.Tensor, count: int, local_mean):
     return share_of_global_mean(loss, count, global_count)
 
 
-def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, bank: MemoryBank):
-    """Algorithm 1: k-means per image, partition by labels, prototypes over the (global) batch, vMF-N loss."""
+def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, bank: MemoryBank, blocks=None):
+    """Algorithm 1: k-means per image, partition by labels, prototypes over the (global) batch, vMF-N loss.
+
+    embeddings (B, D, h, w) unit, labels (B, h, w), locations (B, 2, h, w) on the embedding grid; blocks
+    (B, h, w): k-means' initial blocks laid on each crop's original image, or None to lay the grid on the crop.
+    Void pixels (255) take no part in k-means, prototypes or the loss.
+    """
     grid, iterations = tuple(segsort_cfg["grid"]), segsort_cfg["kmeans_iterations"]
     pixels, segment_ids, pixel_labels, segment_labels, offset = [], [], [], [], 0
-    for emb, lab, loc in zip(embeddings, labels, locations):
+    for index, (emb, lab, loc) in enumerate(zip(embeddings, labels, locations)):
         valid = lab != IGNORE_LABEL
         if not valid.any():
             continue
-        clusters = cluster_pixels(emb.detach(), valid, loc, grid, iterations)
+        clusters = cluster_pixels(emb.detach(), valid, loc, grid, iterations,
+                                  None if blocks is None else blocks[index])
         seg, seg_labels = partition_by_labels(clusters[valid], lab[valid], num_classes)
         pixels.append(emb[:, valid].T)
         segment_ids.append(seg + offset)
@@ -162,7 +184,8 @@ def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, ban
 
 
 def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank):
-    """Eq. 8 with the pseudo-segments as the segments, prototypes over the whole (global) batch."""
+    """Eq. 8 with the pseudo-segments as the segments, prototypes over the whole (global) batch, and the
+    memory bank's prototypes as further negatives when the bank keeps any (`unsupervised_memory`)."""
     pixels, segment_ids, offset = [], [], 0
     for emb, seg in zip(embeddings, segments):
         valid = seg != IGNORE_LABEL
@@ -181,6 +204,22 @@ def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank):
     return loss
 
 
+def image_frame_grid(objective: str, segsort_cfg: dict) -> tuple[int, int] | None:
+    """The grid whose blocks a batch's crops carry from their original images (supervised SegSort with
+    `grid_frame: image`, as the release); None where k-means lays the grid on the crop, or runs no k-means."""
+    if objective == "supervised" and segsort_cfg["grid_frame"] == "image":
+        return tuple(segsort_cfg["grid"])
+    return None
+
+
+def memory_bank(objective: str, segsort_cfg: dict) -> MemoryBank:
+    """The memory bank of a run: `memory_batches` batches for supervised SegSort, and for unsupervised
+    SegSort only with `unsupervised_memory` (the release's unsupervised loss compares each pixel with the
+    prototypes of its own batch alone)."""
+    keeps = objective == "supervised" or (objective == "unsupervised" and segsort_cfg["unsupervised_memory"])
+    return MemoryBank(segsort_cfg["memory_batches"] if keeps else 0)
+
+
 def softmax_loss(logits, labels):
     """The baseline: pixel-wise cross-entropy, logits upsampled bilinearly to the crop, ignore pixels skipped."""
     logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
@@ -188,20 +227,22 @@ def softmax_loss(logits, labels):
                            lambda: F.cross_entropy(logits, labels, ignore_index=IGNORE_LABEL))
 
 
-def objective_loss(model, objective: str, images, labels, segments, locations, num_classes: int,
-                   segsort_cfg: dict, bank: MemoryBank, autocast: bool = False):
+def objective_loss(model, objective: str, batch: Batch, num_classes: int, segsort_cfg: dict, bank: MemoryBank,
+                   autocast: bool = False):
     """The network's output on a batch and the loss of `objective` on it (None if every pixel is ignore).
-    autocast: run the network in bfloat16 (GPU mixed precision); the loss is computed in float32."""
-    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=autocast):
-        outputs = model(images)
+    autocast: run the network in bfloat16 (GPU mixed precision); the SegSort embedding head and its
+    normalisation (segsort.models), k-means and the losses run in float32."""
+    with torch.autocast(batch.images.device.type, dtype=torch.bfloat16, enabled=autocast):
+        outputs = model(batch.images)
     outputs = outputs.float()
     size = outputs.shape[-2:]
     if objective == "softmax":
-        return softmax_loss(outputs, labels)
+        return softmax_loss(outputs, batch.labels)
     if objective == "supervised":
-        return supervised_loss(outputs, to_embedding_grid(labels, size), to_embedding_grid(locations, size),
-                               num_classes, segsort_cfg, bank)
-    return unsupervised_loss(outputs, to_embedding_grid(segments, size), segsort_cfg, bank)
+        blocks = None if batch.blocks is None else to_embedding_grid(batch.blocks, size)
+        return supervised_loss(outputs, to_embedding_grid(batch.labels, size),
+                               to_embedding_grid(batch.locations, size), num_classes, segsort_cfg, bank, blocks)
+    return unsupervised_loss(outputs, to_embedding_grid(batch.segments, size), segsort_cfg, bank)
 
 
 def make_optimizer(model, lr: float, optim_cfg: dict) -> torch.optim.SGD:
@@ -256,7 +297,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     if world_size > 1 and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics of the global batch
     optimizer = make_optimizer(model, schedule["lr"], optim_cfg)
-    bank = MemoryBank(segsort_cfg["memory_batches"])
+    bank = memory_bank(objective, segsort_cfg)
     digest = config_digest(config)
     start, log_rows = 0, []
     if resume_path.is_file():
@@ -273,10 +314,11 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     writer = SummaryWriter(tensorboard_dir, purge_step=start) if tensorboard_dir and rank == 0 else None
 
     first = rank * per_process
+    image_grid = image_frame_grid(objective, segsort_cfg)
 
-    def process_batch(step: int):
+    def process_batch(step: int) -> Batch:
         indices = batch_indices(step, batch_size, len(dataset), seed)[first:first + per_process]
-        return make_batch(dataset, indices, step, seed, crop, optim_cfg, first_slot=first)
+        return make_batch(dataset, indices, step, seed, crop, optim_cfg, first_slot=first, grid=image_grid)
 
     model.train()
     progress = tqdm(range(start, steps), initial=start, total=steps, desc=log_path.parent.name, mininterval=5,
@@ -287,16 +329,14 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
             lr = poly_lr(schedule["lr"], step, steps, optim_cfg["poly_power"])
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_multiplier"]
-            batch = batches.get(step)
-            images, labels, segments, locations = (None if x is None else x.to(device) for x in batch[:4])
+            batch = batches.get(step).to(device)
             torch.manual_seed(step_seed(seed, step, rank))  # dropout draws, reproducible on resume
-            loss = objective_loss(network, objective, images, labels, segments, locations, dataset.num_classes,
-                                  segsort_cfg, bank, autocast)
+            loss = objective_loss(network, objective, batch, dataset.num_classes, segsort_cfg, bank, autocast)
             if loss is None:  # every pixel of every crop was ignore: nothing to learn from
                 continue
             batch_loss = all_sum(loss.detach()).item() / world_size
             if not math.isfinite(batch_loss):
-                raise NonFiniteLoss(f"non-finite loss ({batch_loss}) at step {step} on images {batch[4]}; "
+                raise NonFiniteLoss(f"non-finite loss ({batch_loss}) at step {step} on images {batch.image_ids}; "
                                     f"the last good state is kept in {resume_path}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,6 +1,7 @@
 """Stage: the headline numbers of every table in one metrics file (`dvc metrics show` prints it, `dvc
 metrics diff` compares it between commits or experiments): per table and row, our mIoU / f-measure / mean
-column, and Table 4's time and memory ratios to softmax. The test-split table (scored by a server) has none."""
+column (over seeds: their mean and standard deviation), and Table 4's time and memory ratios to softmax.
+The test-split table (scored by a server) has none."""
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pandas as pd
 from segsort.io import atomic_path
 from segsort.stage import parser, stage_main
 
-HEADLINE_COLUMNS = ["mIoU", "f-measure", "mean", "Overall time vs softmax", "memory vs softmax"]
+HEADLINE_COLUMNS = ["mIoU", "mIoU std", "f-measure", "f-measure std", "mean", "Overall time vs softmax",
+                    "memory vs softmax"]
 
 
 def row_key(row: pd.Series) -> str:

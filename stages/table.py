@@ -13,6 +13,13 @@ from segsort.submission import SERVERS
 from segsort.tables import build_table, load_paper_tables, server_table
 
 
+def read_metrics(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: not a readable metrics file ({err})") from err
+
+
 @stage_main
 def main():
     p = parser(__doc__)
@@ -21,6 +28,9 @@ def main():
     rows.add_argument("--metrics", type=Path, nargs="+", help="metrics JSON of each row's model")
     rows.add_argument("--submissions", type=Path, nargs="+",
                       help="test-split package (zip) of each row's model, for the tables of `evaluation.server_tables`")
+    p.add_argument("--replicate-metrics", type=Path, nargs="*",
+                   help="metrics JSON of the rows' models trained with other seeds (reports/<dataset>/seeds/"
+                        "<seed>/metrics/<model>.json): the table shows mean and std over the seeds")
     p.add_argument("--paper", required=True, type=Path, help="the paper's tables (references/paper_tables.yaml)")
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args()
@@ -38,8 +48,14 @@ def main():
                 raise DataError(f"{path}: not a readable submission package ({err})") from err
         table = server_table(args.table, rows, packages, paper, SERVERS[params["dataset"]])
     else:
-        metrics = {path.stem: json.loads(path.read_text()) for path in args.metrics}
-        table = build_table(args.table, rows, metrics, paper, params["dataset"], class_names(params["dataset"]))
+        metrics = {path.stem: read_metrics(path) for path in args.metrics}
+        replicates = None
+        if args.replicate_metrics is not None:
+            replicates = {}
+            for path in args.replicate_metrics:
+                replicates.setdefault(path.stem, []).append(read_metrics(path))
+        table = build_table(args.table, rows, metrics, paper, params["dataset"], class_names(params["dataset"]),
+                            replicates)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     print(table.to_string(index=False))

@@ -49,17 +49,7 @@ def small_params(small_params_file) -> dict:
 
 @pytest.fixture(scope="session")
 def real_samples(params_file) -> Path:
-    """The real sample images (params `real_samples`, relative to the repository). A clone made elsewhere
-    (CI clones this repository) finds them beside the repository it was cloned from. Missing samples fail
-    the test loudly: the measures on real photographs must not silently drop out of CI."""
-    import subprocess
-
-    candidates = [REPO / params_file["real_samples"]]
-    origin = subprocess.run(["git", "-C", str(REPO), "remote", "get-url", "origin"], capture_output=True, text=True)
-    if origin.returncode == 0 and Path(origin.stdout.strip()).is_dir():
-        candidates.append(Path(origin.stdout.strip()) / params_file["real_samples"])
-    for path in candidates:
-        if (path / "bsds500").is_dir() and (path / "voc").is_dir():
-            return path.resolve()
-    pytest.fail(f"the real sample images are missing: looked in {[str(c) for c in candidates]} "
-                f"(params `real_samples`); they must sit beside the project as ../shared/real-samples")
+    """The real sample images the repository keeps (params `real_samples`, relative to the repository)."""
+    path = REPO / params_file["real_samples"]
+    assert (path / "bsds500").is_dir() and (path / "voc").is_dir(), f"{path}: the real sample images are missing"
+    return path

@@ -24,8 +24,6 @@ def paper_repo(request, tmp_path_factory):
     repo = copy_tracked_files(tmp_path_factory.mktemp(dataset) / "repo", skip=("tests/", "reports/tiny/"))
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)  # DVC wants a git repository
     params_path = repo / "params.yaml"
-    params = yaml.safe_load(params_path.read_text())
-    (repo / params["real_samples"]).mkdir(parents=True)
     params_path.write_text(params_path.read_text().replace("dataset: tiny ", f"dataset: {dataset} ", 1))
     assert yaml.safe_load(params_path.read_text())["dataset"] == dataset
     return repo

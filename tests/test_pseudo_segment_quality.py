@@ -1,6 +1,5 @@
-"""HED and HED-owt-ucm on real photographs (../shared/real-samples): contour quality, and clear errors."""
+"""HED and HED-owt-ucm on real photographs (real_samples/): contour quality, and clear errors."""
 import numpy as np
-import pytest
 
 from tests.test_contours import REPO, needs_hed_weights, run_stage
 

@@ -25,6 +25,22 @@ def test_ours_beside_the_papers_with_the_difference():
     assert pd.isna(table.iloc[1]["f-measure (paper)"]) and pd.isna(table.iloc[1]["f-measure Δ"])
 
 
+def test_runs_of_several_seeds_show_their_mean_and_standard_deviation():
+    rows = [{"Method": "A", "model": "a", "paper": {"method": "A", "split": "val"}},
+            {"Method": "B", "model": "b", "paper": {"method": "B"}}]
+    metrics = {"a": {"miou": 0.70, "boundary_f": 0.40}, "b": {"miou": 0.725, "boundary_f": 0.5}}
+    replicates = {"a": [{"miou": 0.72, "boundary_f": 0.41}, {"miou": 0.74, "boundary_f": 0.45}]}  # b: no seed
+    table = build_table("t", rows, metrics, PAPER, "voc2012", ("background", "cat"), replicates)
+    assert table.columns.tolist() == ["Method", "model", "seeds", "mIoU", "mIoU std", "mIoU (paper)", "mIoU Δ",
+                                      "f-measure", "f-measure std", "f-measure (paper)", "f-measure Δ"]
+    # a: mean 72 (sample std of 70, 72, 74 is 2), compared with the paper's 70; f 42 +- 2.65
+    assert table.iloc[0].tolist() == ["A", "a", 3, 72.0, 2.0, 70.0, 2.0, 42.0, 2.65, 50.0, -8.0]
+    assert table.iloc[1]["seeds"] == 1 and pd.isna(table.iloc[1]["mIoU std"]) and table.iloc[1]["mIoU Δ"] == 0.0
+    with pytest.raises(DataError, match="summary tables"):
+        build_table("t", [{"model": "a", "paper": {"method": "A", "metric": "recall"}}], {"a": METRICS}, PER_CLASS,
+                    "voc2012", ("background", "cat"), replicates)
+
+
 def test_a_row_must_match_exactly_one_paper_row():
     with pytest.raises(DataError, match="2 rows of the paper's table match {'method': 'A'}"):
         paper_row(PAPER, "t", {"method": "A"})

@@ -1,6 +1,6 @@
 """How good are HED contours and HED-owt-ucm pseudo-segments on real photographs, and how fast.
 
-Measured on the real samples beside the project (`../shared/real-samples`): five BSDS500 test images
+Measured on the real samples kept in the repository (`real_samples/`): five BSDS500 test images
 with five human segmentations each, and a few PASCAL VOC images with their class masks.
 
 - HED: the BSDS contour benchmark (non-maximum suppression, 99 thresholds, each binarised map thinned
@@ -36,7 +36,7 @@ def check_real_samples(root: str | Path) -> Path:
                if not (root / sub).is_dir()]
     if missing:
         raise DataError(f"{root.resolve()}: the real sample images are missing ({', '.join(missing)} not found); "
-                        f"they sit beside the project as ../shared/real-samples, or set `real_samples` in params.yaml")
+                        f"the repository keeps them in real_samples/, or set `real_samples` in params.yaml")
     return root
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segsort.clustering import grid_assignment
 from segsort.io import IGNORE_LABEL, read_image, read_id_list, read_label_map
 
 # Raw RGB value used to pad crops: the backbone input mean, so padding is zero after normalisation.
@@ -61,12 +62,15 @@ class VOCLayout:
         return Sample(image_id, image, labels, segments)
 
 
-def augment(sample: Sample, rng: np.random.Generator, crop: int, min_scale: float, max_scale: float):
+def augment(sample: Sample, rng: np.random.Generator, crop: int, min_scale: float, max_scale: float,
+            grid: tuple[int, int] | None = None):
     """Random scale in [min_scale, max_scale), random mirror, random crop padded with ignore.
 
-    Returns (image (crop, crop, 3) uint8, labels, segments, locations (2, crop, crop) float32).
+    Returns (image (crop, crop, 3) uint8, labels, segments, locations (2, crop, crop) float32, blocks).
     Locations are the pixel coordinates (y, x) divided by the ORIGINAL image size, so a crop keeps
     the coordinates of the image it came from (they guide k-means only).
+    blocks (crop, crop) uint16, only with a `grid`: the block of the grid laid on the ORIGINAL image that
+    each pixel comes from (the authors' release initialises k-means so; padding is block 0 and ignore).
     """
     height, width = sample.image.shape[:2]
     ys, xs = np.meshgrid(np.arange(height, dtype=np.float32) / height,
@@ -76,16 +80,19 @@ def augment(sample: Sample, rng: np.random.Generator, crop: int, min_scale: floa
         planes["labels"] = sample.labels
     if sample.segments is not None:
         planes["segments"] = sample.segments
+    if grid is not None:
+        planes["blocks"] = grid_assignment(height, width, grid).reshape(height, width).numpy().astype(np.uint16)
 
     scale = rng.uniform(min_scale, max_scale)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     for name, plane in planes.items():
-        nearest = name in ("labels", "segments")
+        nearest = name in ("labels", "segments", "blocks")
         planes[name] = cv2.resize(plane, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR)
     if rng.random() < 0.5:
         planes = {name: np.ascontiguousarray(plane[:, ::-1]) for name, plane in planes.items()}
 
-    pad_value = {"image": PAD_RGB, "locations": (0.0, 0.0), "labels": IGNORE_LABEL, "segments": IGNORE_LABEL}
+    pad_value = {"image": PAD_RGB, "locations": (0.0, 0.0), "labels": IGNORE_LABEL, "segments": IGNORE_LABEL,
+                 "blocks": 0}
     h, w = size[1], size[0]
     top = rng.integers(0, max(h - crop, 0) + 1)
     left = rng.integers(0, max(w - crop, 0) + 1)
@@ -100,7 +107,7 @@ def augment(sample: Sample, rng: np.random.Generator, crop: int, min_scale: floa
             padded = np.pad(window, pad, constant_values=pad_value[name])
         out[name] = padded
     return (out["image"], out.get("labels"), out.get("segments"),
-            np.ascontiguousarray(out["locations"].transpose(2, 0, 1)))
+            np.ascontiguousarray(out["locations"].transpose(2, 0, 1)), out.get("blocks"))
 
 
 def check_split(dataset: VOCLayout) -> None:

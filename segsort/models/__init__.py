@@ -53,7 +53,10 @@ class SegmentationNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.decoder(self.backbone(self.normalise(images)))
         if self.config["head"] == "segsort":
-            return F.normalize(self.embedding(x).float(), dim=1)  # unit vectors in float32, even under autocast
+            # The embedding head and its normalisation in float32, even under bfloat16 autocast, as the
+            # paper's float32 training: the unit vectors k-means and the vMF losses compare.
+            with torch.autocast(x.device.type, enabled=False):
+                return F.normalize(self.embedding(x.float()), dim=1)
         return self.classifier(x)
 
     @torch.no_grad()

@@ -7,6 +7,7 @@ TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optim
 BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split")
 EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", f"{PRESET}.inference")
 SOFTMAX_EVAL_PARAMS = ("threads", "evaluation.eval_split", f"{PRESET}.inference")
+PAPER_TABLES = "references/paper_tables.yaml"
 
 
 def params_of(*keys):
@@ -71,3 +72,30 @@ def ablation_outputs(sweep):
 
 def ablation_logs(sweep):
     return {step: f"{DATA}/logs/ablations/{sweep}-{{value}}/{step}.log" for step in ("train", "bank", "metrics")}
+
+
+def run_of(name):
+    """(group, definition) of a training run of params.yaml."""
+    return next((group, config[group][name]) for group in ("unsupervised_runs", "supervised_runs", "softmax_runs")
+                if name in config[group])
+
+
+def training_chain(models):
+    """The runs that train `models`, each after the run it starts from (ImageNet models excluded)."""
+    chain = []
+
+    def visit(name):
+        if not name.startswith("imagenet_") and name not in chain:
+            visit(run_of(name)[1]["init"])
+            chain.append(name)
+
+    for model in models:
+        visit(model)
+    return chain
+
+
+
+def table_order(name):
+    """Tables in the paper's order, a table's variants (table3_seeds) right after it."""
+    number, _, variant = name.removeprefix("table").partition("_")
+    return int(number), variant

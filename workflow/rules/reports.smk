@@ -1,9 +1,7 @@
-PAPER_TABLES = "references/paper_tables.yaml"
-
-
 SERVER_TABLES = config["evaluation"]["server_tables"]
-# Every table in the paper's order: those of params.yaml `tables`, and Table 4 (latency benchmark + sweep).
-ALL_TABLES = sorted([*config["tables"], "table4"], key=lambda name: int(name.removeprefix("table")))
+# Every table in the paper's order: those of params.yaml `tables`, Table 4 (latency benchmark + sweep), and
+# Table 3 over its seeds (workflow/rules/replicates.smk).
+ALL_TABLES = sorted([*config["tables"], "table4", SEEDS_TABLE], key=table_order)
 
 
 # One rule per table of params.yaml `tables` (named after it, as its DVC stage is).

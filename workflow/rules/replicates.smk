@@ -1,0 +1,106 @@
+# Table 3 trained again with every seed of params.yaml `replicate_seeds`, so that its rows show the mean and
+# standard deviation over `seed` (the main runs) and these. A replicate runs the main DAG's entry points with
+# --set seed=<seed>, from an ImageNet model of that seed (its decoder and head are drawn from the seed), on
+# the same dataset and pseudo-segments; everything it makes is under data/<dataset>/seeds/<seed>/ and
+# reports/<dataset>/seeds/<seed>/. Table 3's first row trains nothing, so it is not replicated. Table 3 itself
+# stays the table of `seed`; reports/<dataset>/table3_seeds.csv is Table 3 over every seed.
+REPLICATED_TABLE = "table3"
+SEEDS_TABLE = f"{REPLICATED_TABLE}_seeds"
+REPLICATE_SEEDS = [str(seed) for seed in config["replicate_seeds"]]
+REPLICATE = f"{DATA}/seeds/{{seed}}"
+REPLICATED_MODELS = [row["model"] for row in config["tables"][REPLICATED_TABLE]
+                     if row["model"] not in config["evaluation"]["pseudo_segment_models"]]
+if not set(REPLICATED_MODELS) <= set(config["evaluation"]["kmeans_models"]):
+    raise ValueError(f"params.yaml tables.{REPLICATED_TABLE}: replicated rows must be SegSort models of "
+                     f"evaluation.kmeans_models, not {sorted(set(REPLICATED_MODELS) - set(config['evaluation']['kmeans_models']))}")
+REPLICATED_RUNS = training_chain(REPLICATED_MODELS)
+REPLICATED_NETWORKS = sorted({run_of(run)[1]["network"] for run in REPLICATED_RUNS
+                              if run_of(run)[1]["init"].startswith("imagenet_")})
+REPLICATE_TRAIN_PARAMS = tuple(key for key in TRAIN_PARAMS if key != "seed")  # the seed is in the path
+
+
+rule replicate_imagenet_model:
+    output:
+        f"{REPLICATE}/models/imagenet_{{network}}/model.pt",
+    wildcard_constraints:
+        seed=one_of(REPLICATE_SEEDS),
+        network=one_of(REPLICATED_NETWORKS),
+    params:
+        tracked=lambda wildcards: params_of("dataset", f"networks.{wildcards.network}", f"{PRESET}.embedding_dim",
+                                            f"{PRESET}.imagenet_backbones"),
+    log:
+        f"{REPLICATE}/logs/imagenet_model/{{network}}.log",
+    shell:
+        "python stages/imagenet_model.py --network {wildcards.network} --set seed={wildcards.seed} --out {output} --log {log}"
+
+
+# One rule per replicated run (named replicate_<run>, as its DVC stage is): each starts from its own init.
+for run in REPLICATED_RUNS:
+    group, definition = run_of(run)
+    unsupervised = group == "unsupervised_runs"
+
+    rule:
+        name:
+            f"replicate_{run}"
+        input:
+            init=f"{REPLICATE}/models/{definition['init']}/model.pt",
+            dataset=f"{DATA}/dataset",
+            segments=[f"{DATA}/pseudo_segments"] if unsupervised else [],
+        output:
+            model=f"{REPLICATE}/models/{run}/model.pt",
+            train_log=f"{REPLICATE}/models/{run}/train_log.csv",
+            tensorboard=directory(f"{REPLICATE}/logs/tensorboard/{run}"),
+        wildcard_constraints:
+            seed=one_of(REPLICATE_SEEDS),
+        params:
+            tracked=params_of(*REPLICATE_TRAIN_PARAMS, f"{group}.{run}", f"networks.{definition['network']}",
+                              f"{PRESET}.schedules.{definition['schedule']}"),
+        threads: config["threads"]
+        log:
+            f"{REPLICATE}/logs/train/{run}.log",
+        shell:
+            # built now: the command runs after the loop and must not read the loop variables
+            config["train_launcher"] + f" stages/train.py --run {run} --set seed={{wildcards.seed}} --init {{input.init}}"
+            " --dataset-root {input.dataset}" + (" --segments {input.segments}" if unsupervised else "") +
+            " --model-out {output.model} --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
+
+
+rule replicate_metrics:
+    input:
+        model=f"{REPLICATE}/models/{{model}}/model.pt",
+        dataset=f"{DATA}/dataset",
+    output:
+        bank=f"{REPLICATE}/banks/{{model}}.h5",
+        metrics=f"{REPORTS}/seeds/{{seed}}/metrics/{{model}}.json",
+    wildcard_constraints:
+        seed=one_of(REPLICATE_SEEDS),
+        model=one_of(REPLICATED_MODELS),
+    params:
+        tracked=params_of(*EVAL_PARAMS),
+    threads: config["threads"]
+    log:
+        bank=f"{REPLICATE}/logs/prototype_bank/{{model}}.log",
+        metrics=f"{REPLICATE}/logs/metrics/{{model}}.log",
+    shell:
+        "python stages/build_bank.py --model {input.model} --dataset-root {input.dataset} --out {output.bank}"
+        " --log {log.bank} && python stages/evaluate.py --model {input.model} --bank {output.bank}"
+        " --dataset-root {input.dataset} --out {output.metrics} --log {log.metrics}"
+
+
+rule table3_seeds:
+    input:
+        rows=[f"{REPORTS}/metrics/{model}.json" for model in dict.fromkeys(row["model"] for row in
+                                                                        config["tables"][REPLICATED_TABLE])],
+        replicates=[f"{REPORTS}/seeds/{seed}/metrics/{model}.json" for seed in REPLICATE_SEEDS
+                    for model in REPLICATED_MODELS],
+        paper=PAPER_TABLES,
+    output:
+        f"{REPORTS}/{SEEDS_TABLE}.csv",
+    params:
+        table=REPLICATED_TABLE,
+        tracked=params_of(f"tables.{REPLICATED_TABLE}", "replicate_seeds"),
+    log:
+        f"{DATA}/logs/{SEEDS_TABLE}.log",
+    shell:
+        "python stages/table.py --table {params.table} --metrics {input.rows} --replicate-metrics {input.replicates}"
+        " --paper {input.paper} --out {output} --log {log}"
