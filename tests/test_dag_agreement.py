@@ -1,5 +1,8 @@
 """Snakemake and DVC describe the same DAG: same stages, commands, dependencies, parameters and outputs."""
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -36,3 +39,15 @@ def test_stage_commands_call_the_stage_entry_points(dags):
         prefix = f"{launcher} stages/" if trains else "python stages/"
         script = stage["cmd"][len(prefix) - len("stages/"):].split()[0]
         assert stage["cmd"].startswith(prefix) and (REPO / script).is_file(), name
+
+
+@pytest.mark.parametrize("override", [["--config", "dataset=voc2012"], ["--config", "checkpoint_every=10"]])
+def test_a_config_override_is_refused_since_the_stages_would_not_see_it(tmp_path, override):
+    """Stages read params.yaml: a Snakemake --config value would rerun jobs that still use the file's value."""
+    repo = copy_tracked_files(tmp_path / "repo", skip=("tests/", "reports/"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["snakemake", "-n", "--cores", "1", *override], cwd=repo, env=env,
+                            capture_output=True, text=True)
+    key = override[1].split("=")[0]
+    assert result.returncode != 0 and f"--config/--configfile override {key}" in result.stderr + result.stdout
+    assert not (repo / "data").exists()

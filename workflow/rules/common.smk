@@ -1,4 +1,23 @@
 from functools import reduce
+from pathlib import Path
+
+import yaml
+
+
+def dotted_differences(a, b, prefix=""):
+    """The dotted keys whose values differ between two parameter trees."""
+    if not (isinstance(a, dict) and isinstance(b, dict)):
+        return [] if a == b else [prefix.rstrip(".") or "(all)"]
+    return [key for name in sorted(set(a) | set(b), key=str)
+            for key in dotted_differences(a.get(name), b.get(name), f"{prefix}{name}.")]
+
+
+# The stages read params.yaml themselves, so a value set by `--config` or `--configfile` would reach
+# Snakemake's rerun decisions but not the jobs: their outputs would disagree with their parameters.
+OVERRIDDEN = dotted_differences(config, yaml.safe_load(Path("params.yaml").read_text()))
+if OVERRIDDEN:
+    raise ValueError(f"--config/--configfile override {', '.join(OVERRIDDEN)}: the stages read params.yaml, not "
+                     f"Snakemake's config, so edit params.yaml instead")
 
 DATA = f"data/{config['dataset']}"
 REPORTS = f"reports/{config['dataset']}"  # each dataset's tables and figures; outputs of datasets never mix
