@@ -53,15 +53,18 @@ for run in REPLICATED_RUNS:
         wildcard_constraints:
             seed=one_of(REPLICATE_SEEDS),
         params:
+            # Snakemake formats the shell command when the job runs, after the loop: it reads the run from
+            # params, never from the loop variables (they hold the last run by then)
+            run=run,
+            segments_option="--segments" if unsupervised else "",
             tracked=params_of(*REPLICATE_TRAIN_PARAMS, f"{group}.{run}", f"networks.{definition['network']}",
                               f"{PRESET}.schedules.{definition['schedule']}"),
         threads: config["threads"]
         log:
             f"{REPLICATE}/logs/train/{run}.log",
         shell:
-            # built now: the command runs after the loop and must not read the loop variables
-            config["train_launcher"] + f" stages/train.py --run {run} --set seed={{wildcards.seed}} --init {{input.init}}"
-            " --dataset-root {input.dataset}" + (" --segments {input.segments}" if unsupervised else "") +
+            config["train_launcher"] + " stages/train.py --run {params.run} --set seed={wildcards.seed} --init {input.init}"
+            " --dataset-root {input.dataset} {params.segments_option} {input.segments}"
             " --model-out {output.model} --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
 
 
