@@ -51,3 +51,27 @@ def test_a_config_override_is_refused_since_the_stages_would_not_see_it(tmp_path
     key = override[1].split("=")[0]
     assert result.returncode != 0 and f"--config/--configfile override {key}" in result.stderr + result.stdout
     assert not (repo / "data").exists()
+
+
+def test_a_replicate_training_job_runs_its_own_run(tmp_path):
+    """Snakemake formats a shell command when the job runs, after the loop that defined the rules: each
+    replicate_<run> must still launch its own run (with --segments for the unsupervised one). The launcher
+    is replaced by `echo`, so the job prints its command instead of training."""
+    repo = copy_tracked_files(tmp_path / "repo", skip=("tests/", "reports/"))
+    params_path = repo / "params.yaml"
+    text = params_path.read_text()
+    text = text.replace("replicate_seeds: []", "replicate_seeds: [1]", 1).replace("train_launcher: python", "train_launcher: echo", 1)
+    params_path.write_text(text)
+    for path in ("data/tiny/dataset", "data/tiny/pseudo_segments"):
+        (repo / path).mkdir(parents=True)
+    init = repo / "data/tiny/seeds/1/models/imagenet_lite0_pyramid/model.pt"
+    init.parent.mkdir(parents=True)
+    init.touch()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["snakemake", "--cores", "1", "data/tiny/seeds/1/models/unsup_train_aug/model.pt",
+                             "--allowed-rules", "replicate_unsup_train_aug"], cwd=repo, env=env,
+                            capture_output=True, text=True)
+    printed = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("stages/train.py")]
+    assert len(printed) == 1, result.stdout + result.stderr
+    assert "--run unsup_train_aug --set seed=1" in printed[0]
+    assert "--segments data/tiny/pseudo_segments" in printed[0]
