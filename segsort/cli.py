@@ -23,7 +23,7 @@ from segsort.data import class_names
 from segsort.explain import PALETTE, explain_image, retrieval_figure
 from segsort.inference import InferenceConfig, segsort_labels, softmax_labels
 from segsort.io import DataError, atomic_path, read_image, write_label_png
-from segsort.stage import load_params
+from segsort.stage import load_params, setup_torch
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -59,7 +59,7 @@ def predict(args) -> int:
     if not images:
         raise DataError(f"{args.images}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
     params = load_params(args.params)
-    torch.set_num_threads(params["threads"])
+    setup_torch(params)
     config = InferenceConfig.from_params(params)
     model, bank, names = load_model_and_bank(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,7 @@ def predict(args) -> int:
 
 def explain(args) -> int:
     params = load_params(args.params)
-    torch.set_num_threads(params["threads"])
+    setup_torch(params)
     model, bank, names = load_model_and_bank(args)
     if bank is None:
         raise DataError(f"{args.model}: a softmax model has no retrieved segments to explain its labels")

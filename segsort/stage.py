@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import functools
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -102,10 +103,23 @@ def add_segmentation_arguments(p: argparse.ArgumentParser) -> None:
                    help="segment images by these pseudo-segments instead of k-means on the features")
 
 
-def setup_torch(params: dict) -> None:
-    """Fixed thread count and seed, so the same params give the same numbers whoever schedules the stage."""
-    torch.set_num_threads(params["threads"])
+def setup_torch(params: dict, threads: int | None = None) -> None:
+    """Fixed thread count, seed and kernels, so the same params give the same numbers whoever schedules the
+    stage, on whichever x86-64 CPU (the instruction sets are capped by importing segsort: its docstring).
+
+    Deterministic algorithms only warn where an operation has no deterministic kernel (some CUDA
+    backward passes), so a GPU run is never refused for it."""
+    torch.set_num_threads(threads or params["threads"])
     torch.manual_seed(params["seed"])
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    capability = torch.backends.cpu.get_cpu_capability()
+    pinned = os.environ.get("SEGSORT_NATIVE_ISA") != "1"
+    if pinned and capability not in ("AVX2", "DEFAULT"):  # DEFAULT: a CPU without AVX2
+        raise RuntimeError(f"torch computed with {capability} kernels before segsort pinned them to AVX2: "
+                           "import segsort before computing any tensor")
+    print(f"numerics: {torch.get_num_threads()} threads, ATen {capability} kernels"
+          + (f", oneDNN and MKL capped at {os.environ['ONEDNN_MAX_CPU_ISA']}" if pinned else ", native ISA"))
 
 
 def stage_main(main):

@@ -4,7 +4,6 @@ with the same parameters)."""
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from segsort.contours.hed import detect_contours, load_contours, load_hed
@@ -12,7 +11,7 @@ from segsort.contours.quality import check_real_samples, pseudo_segments
 from segsort.data.voc import image_path
 from segsort.figures import pseudo_segments_figure
 from segsort.io import DataError, atomic_path, read_id_list, read_image
-from segsort.stage import load_params, parser, stage_main
+from segsort.stage import load_params, parser, setup_torch, stage_main
 
 
 @stage_main
@@ -25,7 +24,7 @@ def main():
     p.add_argument("--out", required=True, type=Path)
     args = p.parse_args()
     params = load_params(args.params, args.set)
-    torch.set_num_threads(params["threads"])
+    setup_torch(params)
     cfg = params["figure6"]
 
     rows = []

@@ -11,7 +11,7 @@ import torch
 from segsort.contours.hed import contour_batches, load_hed, save_contours
 from segsort.data.voc import image_path
 from segsort.io import DataError, ResumableFolder, atomic_file, files_fingerprint, read_id_list
-from segsort.stage import load_params, parser, stage_main
+from segsort.stage import load_params, parser, setup_torch, stage_main
 
 
 @stage_main
@@ -22,7 +22,7 @@ def main():
     p.add_argument("--cores", type=int, help="CPU threads (default: params `threads`)")
     args = p.parse_args()
     params = load_params(args.params, args.set)
-    torch.set_num_threads(args.cores or params["threads"])
+    setup_torch(params, args.cores)
     cfg = params["hed"]
 
     if not cfg["splits"]:

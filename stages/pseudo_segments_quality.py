@@ -11,7 +11,7 @@ import torch
 from segsort.contours.hed import load_hed
 from segsort.contours.quality import check_real_samples, quality_rows
 from segsort.io import atomic_path
-from segsort.stage import load_params, parser, stage_main
+from segsort.stage import load_params, parser, setup_torch, stage_main
 
 
 @stage_main
@@ -21,7 +21,7 @@ def main():
     p.add_argument("--out", required=True, type=Path, help="CSV report to write")
     args = p.parse_args()
     params = load_params(args.params, args.set)
-    torch.set_num_threads(params["threads"])
+    setup_torch(params)
 
     root = check_real_samples(args.samples)
     model = load_hed("cuda" if torch.cuda.is_available() else "cpu")
