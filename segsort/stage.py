@@ -8,7 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-import torch
 import yaml
 
 from segsort.io import DataError
@@ -109,6 +108,8 @@ def setup_torch(params: dict, threads: int | None = None) -> None:
 
     Deterministic algorithms only warn where an operation has no deterministic kernel (some CUDA
     backward passes), so a GPU run is never refused for it."""
+    import torch  # here, not at the top: the stages that only assemble tables start without loading torch
+
     torch.set_num_threads(threads or params["threads"])
     torch.manual_seed(params["seed"])
     torch.use_deterministic_algorithms(True, warn_only=True)

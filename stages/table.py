@@ -9,7 +9,6 @@ from pathlib import Path
 from segsort.data import class_names
 from segsort.io import DataError, atomic_path
 from segsort.stage import load_params, parser, stage_main
-from segsort.submission import SERVERS
 from segsort.tables import build_table, load_paper_tables, server_table
 
 
@@ -39,6 +38,8 @@ def main():
     if (args.submissions is not None) != (args.table in params["evaluation"]["server_tables"]):
         raise DataError(f"{args.table}: the tables of `evaluation.server_tables` take --submissions, the others --metrics")
     if args.submissions:
+        from segsort.submission import SERVERS  # loads torch, which the other tables do without
+
         packages = {}
         for path in args.submissions:
             try:

@@ -53,6 +53,7 @@ def run_stage(args, cwd):
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_dataset, tmp_path, small_params_file):
 
     root = tmp_path / "dataset"
@@ -71,6 +72,7 @@ def test_training_stage_stops_on_a_corrupt_image_and_writes_nothing(small_datase
     assert not (tmp_path / "out" / "model.pt").exists() and not (tmp_path / "out" / "log.csv").exists()
 
 
+@pytest.mark.slow
 def test_missing_params_file_is_named(tmp_path):
     result = run_stage([REPO / "stages/imagenet_model.py", "--params", "nowhere.yaml", "--network", "lite0_pyramid",
                         "--out", "m.pt"], tmp_path)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the benchmark scripts, on every network
+
 REPO = Path(__file__).resolve().parents[1]
 
 

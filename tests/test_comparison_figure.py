@@ -19,6 +19,8 @@ from segsort.data.voc import VOCLayout
 from segsort.evaluate import build_bank
 from segsort.models import build_model, network_config
 
+pytestmark = pytest.mark.slow  # models and banks, then the figure stage
+
 REPO = Path(__file__).resolve().parents[1]
 
 

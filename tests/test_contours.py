@@ -275,6 +275,7 @@ def test_hed_stage_stops_on_a_corrupt_image_and_writes_nothing(small_dataset, tm
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["dataset", "params.yaml"]
 
 
+@pytest.mark.slow
 def test_pseudo_segment_stage_writes_labels_and_ucms(tmp_path):
     from segsort.contours.hed import save_contours
 
@@ -337,6 +338,7 @@ def test_resumable_folder_keeps_finished_items_only_for_the_same_fingerprint(tmp
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.png"]
 
 
+@pytest.mark.slow
 def test_pseudo_segment_stage_resumes_an_interrupted_run(tmp_path):
     """Kill the stage after a few images, rerun it: it keeps them, does the rest, and the result is the same
     as an uninterrupted run's. There are enough images that a test process starved of CPU by other work

@@ -53,6 +53,7 @@ def test_a_config_override_is_refused_since_the_stages_would_not_see_it(tmp_path
     assert not (repo / "data").exists()
 
 
+@pytest.mark.slow
 def test_a_replicate_training_job_runs_its_own_run(tmp_path):
     """Snakemake formats a shell command when the job runs, after the loop that defined the rules: each
     replicate_<run> must still launch its own run (with --segments for the unsupervised one). The launcher

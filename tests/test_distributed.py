@@ -2,6 +2,7 @@
 same global batch: the SegSort losses see the prototypes of every process's images."""
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -11,6 +12,8 @@ from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.losses import MemoryBank
 from segsort.models import build_model, network_config
+
+pytestmark = pytest.mark.slow  # two training processes
 
 WORLD_SIZE = 2
 NUM_CLASSES = 4

@@ -24,11 +24,13 @@ def config(name: str, head: str) -> dict:
     return {**NETWORKS[name][0], "embedding_dim": 32, "head": head, "num_classes": 21}
 
 
-@pytest.mark.parametrize("name", NETWORKS)
-@pytest.mark.parametrize("head, channels, crop", [("segsort", 32, PAPER_CROP), ("softmax", 21, 160)])
-def test_forward_backward(name, head, channels, crop):
-    """The SegSort head at the paper's crop size; the softmax head (same network but the last 1x1 conv)
-    at a small crop, to keep the test suite fast."""
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow) if "ResNet" in name else name
+                                  for name in NETWORKS])
+@pytest.mark.parametrize("head, channels", [("segsort", 32), ("softmax", 21)])
+def test_forward_backward(name, head, channels):
+    """Every network with either head, forward and backward, at a small crop to keep the test suite fast
+    (the paper's crop: the next test)."""
+    crop = 160
     torch.manual_seed(0)
     stride = NETWORKS[name][1]
     model = build_model(config(name, head)).train()
@@ -39,6 +41,16 @@ def test_forward_backward(name, head, channels, crop):
         assert torch.allclose(output.norm(dim=1), torch.ones(()), atol=1e-5)
     output.square().mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NETWORKS)
+def test_the_papers_crop_keeps_the_output_stride(name):
+    stride = NETWORKS[name][1]
+    model = build_model(config(name, "segsort")).eval()
+    with torch.no_grad():
+        output = model(torch.rand(1, 3, PAPER_CROP, PAPER_CROP) * 255)
+    assert output.shape == (1, 32, PAPER_CROP // stride, PAPER_CROP // stride)
 
 
 def test_switching_heads_keeps_backbone_and_decoder():

@@ -5,6 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # training steps in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 TRAINING_STEPS = """
 import hashlib

@@ -39,6 +39,7 @@ def test_every_preset_defines_the_schedules_of_every_run():
             assert schedule["steps"] == 0 or {"lr", "batch_size", "crop"} <= set(schedule), (dataset, name)
 
 
+@pytest.mark.slow
 def test_both_tools_plan_the_same_paper_dag(paper_repo):
     dataset = yaml.safe_load((paper_repo / "params.yaml").read_text())["dataset"]
     snakemake, dvc = snakemake_jobs(paper_repo), dvc_stages(paper_repo)
@@ -51,6 +52,7 @@ def test_both_tools_plan_the_same_paper_dag(paper_repo):
     assert f"reports/{dataset}/table2.csv" in outputs and f"data/{dataset}/dataset" in outputs
 
 
+@pytest.mark.slow
 def test_dvc_dry_run_lists_every_stage_without_the_data(paper_repo):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["dvc", "repro", "--dry", "--force"], cwd=paper_repo, env=env, capture_output=True,

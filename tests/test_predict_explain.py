@@ -17,6 +17,8 @@ from segsort.evaluate import build_bank, evaluate
 from segsort.inference import InferenceConfig, segsort_votes
 from segsort.models import build_model, network_config
 
+pytestmark = pytest.mark.slow  # banks of small models, then the CLI on them
+
 
 @pytest.fixture(scope="module")
 def model_and_bank(tmp_path_factory, small_dataset, params):

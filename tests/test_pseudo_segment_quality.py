@@ -1,7 +1,10 @@
 """HED and HED-owt-ucm on real photographs (real_samples/): contour quality, and clear errors."""
 import numpy as np
+import pytest
 
 from tests.test_contours import REPO, needs_hed_weights, run_stage
+
+pytestmark = pytest.mark.slow  # HED on the real BSDS500 samples
 
 
 @needs_hed_weights

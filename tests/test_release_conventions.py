@@ -177,6 +177,7 @@ def test_knn_ties_keep_the_lower_bank_index(device, chunk):
 
 # 5. The embedding, its normalisation, k-means and the losses stay in float32 under autocast.
 
+@pytest.mark.slow
 def test_embedding_and_loss_stay_float32_under_bfloat16_autocast():
     params = load_params()
     torch.manual_seed(0)

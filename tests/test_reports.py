@@ -104,6 +104,7 @@ def test_table4_takes_times_from_the_benchmark_and_miou_from_the_sweep():
         latency_table(paper, latency_rows(), 36000, {k: v for k, v in sweep.items() if k != (10, 11)}, None, "m")
 
 
+@pytest.mark.slow
 def test_headline_metrics_collect_every_tables_main_columns(tmp_path):
     pd.DataFrame([{"Method": "A", "model": "a", "mIoU": 70.0, "mIoU (paper)": 71.0, "f-measure": 50.0}]).to_csv(
         tmp_path / "table1.csv", index=False)
@@ -118,6 +119,7 @@ def test_headline_metrics_collect_every_tables_main_columns(tmp_path):
                                            "table5": {"a recall": {"mean": 40.0}}}
 
 
+@pytest.mark.slow
 def test_ablation_values_must_differ_from_the_reference_run(tmp_path):
     metrics = {"model": "x", "grid": [5, 5], "embedding_dim": 32, "miou": 0.5, "boundary_f": 0.4}
     (tmp_path / "a.json").write_text(json.dumps(metrics))

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from segsort.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.slow  # a softmax training and its evaluation
 
 REPO = Path(__file__).resolve().parents[1]
 

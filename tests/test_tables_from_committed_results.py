@@ -11,6 +11,8 @@ import pytest
 
 from workflow_dags import REPO, copy_tracked_files, snakemake_jobs
 
+pytestmark = pytest.mark.slow  # every table assembly job of the DAG
+
 ASSEMBLED = ("table", "tables_markdown", "headline_metrics")  # jobs that only assemble committed results
 
 

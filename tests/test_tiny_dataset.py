@@ -155,6 +155,7 @@ def test_regeneration_replaces_existing_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
 
 
+@pytest.mark.slow
 def test_default_config_content(default):
     root, cfg = default
     assert len(read_split(root, "train_aug")) == cfg["num_train_aug"]

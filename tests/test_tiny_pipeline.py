@@ -24,18 +24,19 @@ import yaml
 from segsort.data import class_names
 from workflow_dags import copy_tracked_files, dvc_downstream, snakemake_jobs
 
+pytestmark = pytest.mark.slow  # the tiny Table 3 DAG, about 15 minutes on 2 cores
+
 REPO = Path(__file__).resolve().parents[1]
 MIOU_TOLERANCE = 2.0  # mIoU points
 F_MEASURE_TOLERANCE = 2.0  # boundary f-measure points
 TARGET, TARGET_STAGE = "reports/tiny/table3.csv", "table3"  # what the parameter-change checks rebuild
-REBUILT = (TARGET, "reports/tiny/table4.csv")  # what CI rebuilds: the Lite0 runs, not the ResNets
 
 
 @pytest.fixture(scope="module")
 def pipeline_run(tmp_path_factory) -> Path:
     work = copy_tracked_files(tmp_path_factory.mktemp("pipeline"), skip=("reports/tiny/", "tests/"))  # makes its own
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["snakemake", "--cores", "2", *REBUILT], cwd=work, env=env,
+    result = subprocess.run(["snakemake", "--cores", "2", TARGET], cwd=work, env=env,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-5000:]
     return work
@@ -48,14 +49,6 @@ def test_table3_matches_committed_numbers(pipeline_run):
     for column, tolerance in (("mIoU", MIOU_TOLERANCE), ("f-measure", F_MEASURE_TOLERANCE)):
         difference = (produced[column] - expected[column]).abs()
         assert (difference <= tolerance).all(), pd.concat([expected, produced[column].rename("now")], axis=1)
-
-
-def test_table4_miou_matches_committed_numbers(pipeline_run):
-    expected = pd.read_csv(REPO / REBUILT[1])
-    produced = pd.read_csv(pipeline_run / REBUILT[1])
-    assert produced["Method"].tolist() == expected["Method"].tolist()
-    difference = (produced["mIoU"] - expected["mIoU"]).abs().dropna()  # softmax has no sweep mIoU
-    assert len(difference) == len(expected) - 1 and (difference <= MIOU_TOLERANCE).all()
 
 
 def test_every_metrics_file_has_per_class_iou_and_boundary_scores(pipeline_run):

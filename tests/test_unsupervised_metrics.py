@@ -169,6 +169,7 @@ def test_missing_or_unknown_setting_is_refused(params):
 
 # --- the stage ----------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_stage_writes_both_protocols(small_params_file, params, tmp_path):
     # Fewer and smaller images than the shared small_dataset: the network's forward passes are the cost.
     dataset = tmp_path / "dataset"
