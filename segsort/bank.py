@@ -18,7 +18,7 @@ prototypes and labels (what kNN needs) and fetches the provenance of chosen rows
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -108,6 +108,10 @@ class Bank:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def to(self, device) -> "Bank":
+        """The bank with its prototypes and labels on `device`: moved once, not once per query."""
+        return replace(self, prototypes=self.prototypes.to(device), labels=self.labels.to(device))
 
     def provenance(self, indices: Iterable[int]) -> list[Provenance]:
         """The provenance of the given rows, read from the file (the bank is not held in memory)."""

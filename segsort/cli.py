@@ -21,27 +21,22 @@ from segsort.bank import Bank, read_bank
 from segsort.checkpoint import file_sha256, load_model
 from segsort.data import class_names
 from segsort.explain import PALETTE, explain_image, retrieval_figure
-from segsort.inference import InferenceConfig, segsort_labels, softmax_labels
+from segsort.inference import InferenceConfig, model_device, segsort_labels, softmax_labels
 from segsort.io import DataError, atomic_path, read_image, write_label_png
-from segsort.stage import load_params, setup_torch
+from segsort.stage import add_device_argument, load_params, setup_torch, stage_device
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
-def device_of(name: str) -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                        "cpu" if name == "auto" else name)
-
-
 def load_model_and_bank(args) -> tuple[torch.nn.Module, Bank | None, tuple[str, ...]]:
     """The model on its device and, for a SegSort model, its bank, refused if made by another model."""
-    model = load_model(args.model).to(device_of(args.device))
+    model = load_model(args.model).to(stage_device(args.device))
     if model.config["head"] == "softmax":
         return model, None, class_names(load_params(args.params)["dataset"])
     if args.bank is None:
         raise DataError(f"{args.model}: a SegSort model labels segments by kNN: give its prototype bank (--bank)")
     bank = read_bank(args.bank, expect={"model_sha256": file_sha256(args.model), "feature_kind": "embedding",
-                                        "segmentation": "kmeans", "feature_dim": model.feature_dim("embedding")})
+                                        "segmentation": "kmeans", "feature_dim": model.feature_dim("embedding")}).to(model_device(model))
     return model, bank, tuple(json.loads(bank.attrs["class_names"]))
 
 
@@ -124,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--out", required=True, type=Path,
                        help="output folder" if name == "predict" else "PNG to write")
         c.add_argument("--params", default="params.yaml", help="inference settings (default: params.yaml)")
-        c.add_argument("--device", default="auto", help="auto (a GPU if there is one), cpu, cuda, cuda:1, ...")
+        add_device_argument(c)
     return p
 
 

@@ -92,8 +92,32 @@ def parser(description: str) -> StageParser:
     return StageParser(description)
 
 
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto",
+                   help="where the network runs: auto (a GPU if there is one, default), cpu, cuda, cuda:1, ...")
+
+
+def stage_device(name: str = "auto"):
+    """The torch device a stage runs its network on (`--device`), said in its log."""
+    import torch
+
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DataError(f"--device {name}: this machine has no CUDA device")
+    return log_device(device)
+
+
+def log_device(device):
+    """Say in the stage's log where its network runs (the GPU's name too)."""
+    import torch
+
+    print(f"device: {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    return device
+
+
 def add_segmentation_arguments(p: argparse.ArgumentParser) -> None:
     """Arguments shared by the stages that segment images with a model (bank, evaluation)."""
+    add_device_argument(p)
     p.add_argument("--model", required=True, type=Path, help="model checkpoint")
     p.add_argument("--dataset-root", required=True, type=Path)
     p.add_argument("--features", choices=["embedding", "backbone"], default="embedding",

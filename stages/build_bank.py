@@ -7,7 +7,7 @@ from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.evaluate import build_bank
-from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_main
+from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_device, stage_main
 
 
 @stage_main
@@ -25,7 +25,7 @@ def main():
              "class_names": json.dumps(names), "dataset_root": str(args.dataset_root),
              "params": params_json({"segsort": params["segsort"], "bank_split": split})}
     segsort = params["segsort"]
-    count = build_bank(load_model(args.model), dataset, args.features, tuple(segsort["grid"]),
+    count = build_bank(load_model(args.model).to(stage_device(args.device)), dataset, args.features, tuple(segsort["grid"]),
                        segsort["kmeans_iterations"], args.out, attrs)
     print(f"{args.out}: {count} prototypes from {len(dataset)} images")
 

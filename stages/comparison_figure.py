@@ -12,7 +12,7 @@ from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.inference import InferenceConfig
 from segsort.io import DataError, atomic_path
-from segsort.stage import load_params, parser, setup_torch, stage_main
+from segsort.stage import add_device_argument, load_params, parser, setup_torch, stage_device, stage_main
 
 
 @stage_main
@@ -23,6 +23,7 @@ def main():
     p.add_argument("--banks-dir", required=True, type=Path, help="folder of <SegSort model name>.h5")
     p.add_argument("--dataset-root", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    add_device_argument(p)
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params)
@@ -37,13 +38,15 @@ def main():
     if indices.stop > len(dataset):
         raise DataError(f"{args.dataset_root}: split {dataset.split} has {len(dataset)} images, "
                         f"{args.figure} shows images {indices.start}..{indices.stop - 1}")
+    device = stage_device(args.device)
     rows = []
     for softmax_name, segsort_name in figure["pairs"]:
         softmax_path = args.models_dir / softmax_name / "model.pt"
         segsort_path = args.models_dir / segsort_name / "model.pt"
-        softmax_model, segsort_model = load_model(softmax_path), load_model(segsort_path)
+        softmax_model, segsort_model = load_model(softmax_path).to(device), load_model(segsort_path).to(device)
         check_pair(softmax_path, softmax_model.config, segsort_path, segsort_model.config)
-        bank = read_model_bank(args.banks_dir / f"{segsort_name}.h5", segsort_path, segsort_model, params["dataset"])
+        bank = read_model_bank(args.banks_dir / f"{segsort_name}.h5", segsort_path, segsort_model,
+                               params["dataset"]).to(device)
         rows += [compare_image(softmax_model, segsort_model, bank, dataset[i], config, len(names)) for i in indices]
     title = (f"{args.figure}: softmax vs SegSort, {params['dataset']} {dataset.split}\n"
              "mIoU (%) of each image over the classes in its ground truth or prediction")

@@ -8,9 +8,9 @@ from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.evaluate import evaluate, evaluate_softmax
-from segsort.inference import InferenceConfig
+from segsort.inference import InferenceConfig, model_device
 from segsort.io import DataError, write_json
-from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_main
+from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_device, stage_main
 
 
 @stage_main
@@ -28,7 +28,7 @@ def main():
     setup_torch(params)
     names = class_names(params["dataset"])
     config = InferenceConfig.from_params(params)
-    model = load_model(args.model)
+    model = load_model(args.model).to(stage_device(args.device))
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names),
                         segments_dir=args.segments)
     softmax = model.config["head"] == "softmax"
@@ -38,7 +38,8 @@ def main():
     if softmax:
         scores = evaluate_softmax(model, dataset, config)
     else:
-        bank = read_model_bank(args.bank, args.model, model, params["dataset"], args.features, args.segments)
+        bank = read_model_bank(args.bank, args.model, model, params["dataset"], args.features,
+                               args.segments).to(model_device(model))
         scores = evaluate(model, dataset, bank, args.features, config)
     scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
     scores["per_class_boundary"] = dict(zip(names, scores["per_class_boundary"]))

@@ -11,7 +11,7 @@ from segsort.contours.quality import check_real_samples, pseudo_segments
 from segsort.data.voc import image_path
 from segsort.figures import pseudo_segments_figure
 from segsort.io import DataError, atomic_path, read_id_list, read_image
-from segsort.stage import load_params, parser, setup_torch, stage_main
+from segsort.stage import add_device_argument, load_params, parser, setup_torch, stage_device, stage_main
 
 
 @stage_main
@@ -22,6 +22,7 @@ def main():
     p.add_argument("--segments", required=True, type=Path, help="pseudo-segments of the dataset (pseudo_segments)")
     p.add_argument("--samples", required=True, type=Path, help="real samples folder")
     p.add_argument("--out", required=True, type=Path)
+    add_device_argument(p)
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params)
@@ -36,7 +37,7 @@ def main():
         rows.append((image_id, read_image(image_path(args.dataset_root, image_id)),
                      load_contours(args.contours / f"{image_id}.png"), np.asarray(Image.open(segments_path))))
     root = check_real_samples(args.samples)
-    model = load_hed()
+    model = load_hed(stage_device(args.device))
     for name in cfg["real_images"]:
         image = read_image(root / name)
         contours = detect_contours(model, [image])[0]

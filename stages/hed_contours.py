@@ -6,12 +6,11 @@ parameters, does the rest.
 """
 from pathlib import Path
 
-import torch
 
 from segsort.contours.hed import contour_batches, load_hed, save_contours
 from segsort.data.voc import image_path
 from segsort.io import DataError, ResumableFolder, atomic_file, files_fingerprint, read_id_list
-from segsort.stage import load_params, parser, setup_torch, stage_main
+from segsort.stage import add_device_argument, load_params, parser, setup_torch, stage_device, stage_main
 
 
 @stage_main
@@ -20,6 +19,7 @@ def main():
     p.add_argument("--dataset-root", required=True, type=Path, help="dataset in VOC layout")
     p.add_argument("--out", required=True, type=Path, help="folder of <id>.png contour maps to create")
     p.add_argument("--cores", type=int, help="CPU threads (default: params `threads`)")
+    add_device_argument(p)
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params, args.cores)
@@ -37,7 +37,7 @@ def main():
     done = [folder.done(f"{path.stem}.png") for path in paths]
     if any(done):
         print(f"resuming: {sum(done)} of {len(paths)} images already done")
-    model = load_hed("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_hed(stage_device(args.device))
     for path, contours in contour_batches(model, paths, cfg["batch_size"], skip=done):
         with atomic_file(folder.work / f"{path.stem}.png") as tmp:
             save_contours(tmp, contours)

@@ -7,9 +7,9 @@ from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.explain import explain_image, retrieval_figure
-from segsort.inference import InferenceConfig
+from segsort.inference import InferenceConfig, model_device
 from segsort.io import atomic_path
-from segsort.stage import load_params, parser, setup_torch, stage_main
+from segsort.stage import add_device_argument, load_params, parser, setup_torch, stage_device, stage_main
 
 
 @stage_main
@@ -19,13 +19,14 @@ def main():
     p.add_argument("--dataset-root", required=True, type=Path)
     p.add_argument("--bank", required=True, type=Path, help="HDF5 prototype bank of the same model")
     p.add_argument("--out", required=True, type=Path, help="PNG to write")
+    add_device_argument(p)
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params)
     cfg = params["retrieval_figures"]
     names = class_names(params["dataset"])
-    model = load_model(args.model)
-    bank = read_model_bank(args.bank, args.model, model, params["dataset"])
+    model = load_model(args.model).to(stage_device(args.device))
+    bank = read_model_bank(args.bank, args.model, model, params["dataset"]).to(model_device(model))
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names))
     examples = []
     for index in range(min(cfg["images"], len(dataset))):

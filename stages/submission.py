@@ -6,9 +6,9 @@ from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.inference import InferenceConfig, segsort_labels, softmax_labels
+from segsort.inference import InferenceConfig, model_device, segsort_labels, softmax_labels
 from segsort.io import DataError
-from segsort.stage import load_params, parser, setup_torch, stage_main
+from segsort.stage import add_device_argument, load_params, parser, setup_torch, stage_device, stage_main
 from segsort.submission import SERVERS, write_submission
 
 
@@ -19,12 +19,13 @@ def main():
     p.add_argument("--bank", type=Path, help="HDF5 prototype bank of the same model (SegSort models)")
     p.add_argument("--dataset-root", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path, help="zip to write")
+    add_device_argument(p)
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params)
     names = class_names(params["dataset"])
     config = InferenceConfig.from_params(params)
-    model = load_model(args.model)
+    model = load_model(args.model).to(stage_device(args.device))
     softmax = model.config["head"] == "softmax"
     if softmax == (args.bank is not None):
         raise DataError(f"{args.model}: a {model.config['head']} model is packaged "
@@ -34,7 +35,7 @@ def main():
         def predict(sample):
             return softmax_labels(model, sample.image, config)
     else:
-        bank = read_model_bank(args.bank, args.model, model, params["dataset"])
+        bank = read_model_bank(args.bank, args.model, model, params["dataset"]).to(model_device(model))
 
         def predict(sample):
             return segsort_labels(model, sample.image, bank.prototypes, bank.labels, config, len(names),

@@ -11,7 +11,7 @@ from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.distributed import rank_and_size, setup_from_environment
 from segsort.io import DataError
-from segsort.stage import load_params, parser, setup_torch, stage_main
+from segsort.stage import load_params, log_device, parser, setup_torch, stage_main
 from segsort.train import RUN_OBJECTIVES, train
 
 
@@ -28,7 +28,7 @@ def main():
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params)
-    device = setup_from_environment()
+    device = log_device(setup_from_environment())
 
     groups = [group for group in RUN_OBJECTIVES if args.run in params[group]]
     if len(groups) != 1:

@@ -7,7 +7,7 @@ from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.io import DataError, write_json
-from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_main
+from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_device, stage_main
 from segsort.unsupervised_metrics import evaluate_protocols, protocol_config
 
 
@@ -27,7 +27,7 @@ def main():
     except ValueError as err:
         raise DataError(f"{args.params}: {err}") from err
     names = class_names(params["dataset"])
-    model = load_model(args.model)
+    model = load_model(args.model).to(stage_device(args.device))
     if args.features == "embedding" and model.config["head"] != "segsort":
         raise DataError(f"{args.model}: a {model.config['head']} model has no embedding; use --features backbone")
     train = VOCLayout(args.dataset_root, evaluation["bank_split"], len(names))

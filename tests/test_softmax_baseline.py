@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from segsort.checkpoint import load_checkpoint
@@ -32,15 +33,23 @@ def test_softmax_run_trains_a_classifier_head_and_is_evaluated_without_a_bank(sm
                          "--tensorboard", tmp_path / "tensorboard"], tmp_path)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "fresh softmax head (classifier.weight, classifier.bias)" in trained.stdout
+    assert ("device: cuda" if torch.cuda.is_available() else "device: cpu") in trained.stdout
     assert load_checkpoint(model)["model_config"]["head"] == "softmax"
 
     metrics = tmp_path / "metrics.json"
     evaluated = run_stage([REPO / "stages/evaluate.py", "--model", model, "--dataset-root", small_dataset,
                            "--out", metrics], tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert ("device: cuda" if torch.cuda.is_available() else "device: cpu") in evaluated.stdout
     scores = json.loads(metrics.read_text())
     assert 0 <= scores["miou"] <= 1 and scores["num_images"] == 3 and "bank_size" not in scores
 
     with_bank = run_stage([REPO / "stages/evaluate.py", "--model", model, "--dataset-root", small_dataset,
                            "--bank", tmp_path / "bank.h5", "--out", tmp_path / "other.json"], tmp_path)
     assert with_bank.returncode == 1 and "a softmax model is evaluated without --bank" in with_bank.stderr
+
+    if not torch.cuda.is_available():
+        on_gpu = run_stage([REPO / "stages/evaluate.py", "--model", model, "--dataset-root", small_dataset,
+                            "--device", "cuda", "--out", tmp_path / "gpu.json"], tmp_path)
+        assert on_gpu.returncode == 1 and "--device cuda: this machine has no CUDA device" in on_gpu.stderr
+
