@@ -277,7 +277,7 @@ def measure_inference(record: Recorder, params: dict, root: Path, work: Path, de
     views = len(config.scales) * (2 if config.flip else 1)
     evaluated = params["evaluation"]["kmeans_models"] + params["evaluation"]["softmax_models"]
     networks = model_networks(params)
-    for network, head in dict.fromkeys(networks[model] for model in evaluated if model in networks):
+    for network, head in dict.fromkeys(networks[name] for name in evaluated if name in networks):
         torch.manual_seed(params["seed"])
         model = build_model(network_config(params["networks"][network], head, params["embedding_dim"],
                                            len(names))).to(device).eval()

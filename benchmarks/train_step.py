@@ -5,7 +5,9 @@ the same augmented batches of labelled images (tiny-dataset images generated at 
 the step is forward, loss, backward and SGD update.
 The SegSort step adds spherical k-means with location features per image, the label partition and
 the vMF-N loss against the batch's and the memory bank's prototypes. Prints both times and their ratio
-(issue target on GPU: at most 1.15x).
+(issue target on GPU: at most 1.15x), the peak GPU memory, and, on any device, the operator calls and
+host synchronisations of one step counted with the PyTorch profiler: on a CPU those counts are the
+evidence of what would stall a GPU.
 
     python benchmarks/train_step.py --network pspnet_resnet101 --crop 480 --batch 8      # GPU, paper size
     python benchmarks/train_step.py                                                        # CPU, tiny size
@@ -32,34 +34,58 @@ REPO = Path(__file__).resolve().parents[1]
 IMAGES = {"num_train": 16, "num_train_aug": 16, "num_val": 1, "min_size": 375, "max_size": 500}
 
 
+# Operators that make the host wait for the device: a scalar read (`.item()`, `int(t)`, `if t.any()`), a
+# data-dependent output size (boolean indexing, `nonzero`, `unique`, `masked_select`).
+SYNC_OPERATORS = {"aten::_local_scalar_dense", "aten::nonzero", "aten::_unique2", "aten::unique_dim",
+                  "aten::unique_consecutive", "aten::masked_select"}
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
-def time_steps(objective: str, args, params: dict, dataset: VOCLayout, device: torch.device) -> float:
-    """Median seconds per training step over args.steps steps, after args.warmup untimed ones."""
+def train_step(model, optimizer, objective: str, batch, num_classes: int, params: dict, bank) -> None:
+    loss = objective_loss(model, objective, batch, num_classes, params["segsort"], bank)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def measure(objective: str, args, params: dict, dataset: VOCLayout, device: torch.device) -> dict:
+    """Median seconds per training step over args.steps steps after args.warmup untimed ones, the peak
+    GPU memory, and the operator calls and host syncs of one more step, profiled."""
     head = "softmax" if objective == "softmax" else "segsort"
     torch.manual_seed(0)
     model = build_model(network_config(params["networks"][args.network], head, params["embedding_dim"],
                                        dataset.num_classes)).to(device).train()
     optimizer = make_optimizer(model, 1e-3, params["optimizer"])
     bank = memory_bank(objective, params["segsort"])
+
+    def batch_of(step: int):
+        indices = batch_indices(step, args.batch, len(dataset), seed=0)
+        return make_batch(dataset, indices, step, 0, args.crop, params["optimizer"],
+                          grid=image_frame_grid(objective, params["segsort"])).to(device)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for step in range(args.warmup + args.steps):
-        indices = batch_indices(step, args.batch, len(dataset), seed=0)
-        batch = make_batch(dataset, indices, step, 0, args.crop, params["optimizer"],
-                           grid=image_frame_grid(objective, params["segsort"])).to(device)
+        batch = batch_of(step)
         synchronize(device)
         tic = time.perf_counter()
-        loss = objective_loss(model, objective, batch, dataset.num_classes, params["segsort"], bank)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, objective, batch, dataset.num_classes, params, bank)
         synchronize(device)
         if step >= args.warmup:
             times.append(time.perf_counter() - tic)
-    return sorted(times)[len(times) // 2]
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
+    batch = batch_of(args.warmup + args.steps)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        train_step(model, optimizer, objective, batch, dataset.num_classes, params, bank)
+        synchronize(device)
+    events = [event for event in profile.events() if event.name.startswith("aten::")]
+    return {"seconds": sorted(times)[len(times) // 2], "peak_gib": peak, "operators": len(events),
+            "syncs": sum(event.name in SYNC_OPERATORS for event in events)}
 
 
 def main():
@@ -79,13 +105,16 @@ def main():
         root = Path(tmp) / "tiny"
         generate_tiny_dataset(root, {**params["tiny"], **IMAGES}, seed=0)
         dataset = VOCLayout(root, "train", len(class_names("tiny")))
-        seconds = {objective: time_steps(objective, args, params, dataset, device)
+        results = {objective: measure(objective, args, params, dataset, device)
                    for objective in ("softmax", "supervised")}
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"network {args.network}, crop {args.crop}, batch {args.batch}, device {name}")
-    print(f"softmax  step: {seconds['softmax'] * 1000:.1f} ms (median of {args.steps})")
-    print(f"SegSort  step: {seconds['supervised'] * 1000:.1f} ms (median of {args.steps})")
-    print(f"ratio SegSort / softmax: {seconds['supervised'] / seconds['softmax']:.3f}")
+    for objective, label in (("softmax", "softmax"), ("supervised", "SegSort")):
+        result = results[objective]
+        memory = f", peak {result['peak_gib']:.2f} GiB" if result["peak_gib"] is not None else ""
+        print(f"{label:8} step: {result['seconds'] * 1000:.1f} ms (median of {args.steps}){memory}; one step: "
+              f"{result['operators']} operator calls, {result['syncs']} host syncs")
+    print(f"ratio SegSort / softmax: {results['supervised']['seconds'] / results['softmax']['seconds']:.3f}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ def test_train_step_benchmark_prints_the_ratio():
                              "--steps", "1", "--warmup", "0"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "ratio SegSort / softmax:" in result.stdout
+    counts = [line.split("one step: ")[1] for line in result.stdout.splitlines() if "one step: " in line]
+    assert len(counts) == 2 and all("operator calls" in c and "host syncs" in c for c in counts), result.stdout
 
 
 def test_pseudo_segments_speed_benchmark_prints_both_speeds():
