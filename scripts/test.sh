@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite (it includes a full tiny-dataset pipeline run, about 10 minutes).
+# Set up, then run the whole test suite (it includes a rebuild of the tiny Table 3, about 15 minutes on 2 cores).
+# Arguments go to pytest: `bash scripts/test.sh -m "not slow"` is the quick loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
