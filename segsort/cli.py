@@ -36,7 +36,8 @@ def load_model_and_bank(args) -> tuple[torch.nn.Module, Bank | None, tuple[str, 
     if args.bank is None:
         raise DataError(f"{args.model}: a SegSort model labels segments by kNN: give its prototype bank (--bank)")
     bank = read_bank(args.bank, expect={"model_sha256": file_sha256(args.model), "feature_kind": "embedding",
-                                        "segmentation": "kmeans", "feature_dim": model.feature_dim("embedding")}).to(model_device(model))
+                                        "segmentation": "kmeans", "feature_dim": model.feature_dim("embedding")})
+    bank = bank.to(model_device(model))
     return model, bank, tuple(json.loads(bank.attrs["class_names"]))
 
 

@@ -140,7 +140,7 @@ def setup_torch(params: dict, threads: int | None = None) -> None:
     torch.backends.cudnn.benchmark = False
     capability = torch.backends.cpu.get_cpu_capability()
     pinned = os.environ.get("SEGSORT_NATIVE_ISA") != "1"
-    if pinned and capability not in ("AVX2", "DEFAULT"):  # DEFAULT: a CPU without AVX2
+    if pinned and capability.startswith("AVX512"):  # above the cap (other CPUs: AVX2, DEFAULT, NEON, SVE...)
         raise RuntimeError(f"torch computed with {capability} kernels before segsort pinned them to AVX2: "
                            "import segsort before computing any tensor")
     print(f"numerics: {torch.get_num_threads()} threads, ATen {capability} kernels"
