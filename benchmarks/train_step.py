@@ -25,6 +25,7 @@ from segsort.data import class_names
 from segsort.data.tiny import generate_tiny_dataset
 from segsort.data.voc import VOCLayout
 from segsort.models import build_model, network_config
+from segsort.profiling import count_operators
 from segsort.stage import load_params
 from segsort.train import (batch_indices, image_frame_grid, make_batch, make_optimizer, memory_bank,
                            objective_loss)
@@ -32,12 +33,6 @@ from segsort.train import (batch_indices, image_frame_grid, make_batch, make_opt
 REPO = Path(__file__).resolve().parents[1]
 # Labelled images of PASCAL VOC's sizes (sides of 375 to 500 pixels), generated like the tiny dataset.
 IMAGES = {"num_train": 16, "num_train_aug": 16, "num_val": 1, "min_size": 375, "max_size": 500}
-
-
-# Operators that make the host wait for the device: a scalar read (`.item()`, `int(t)`, `if t.any()`), a
-# data-dependent output size (boolean indexing, `nonzero`, `unique`, `masked_select`).
-SYNC_OPERATORS = {"aten::_local_scalar_dense", "aten::nonzero", "aten::_unique2", "aten::unique_dim",
-                  "aten::unique_consecutive", "aten::masked_select"}
 
 
 def synchronize(device: torch.device) -> None:
@@ -80,12 +75,9 @@ def measure(objective: str, args, params: dict, dataset: VOCLayout, device: torc
             times.append(time.perf_counter() - tic)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
     batch = batch_of(args.warmup + args.steps)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
-        train_step(model, optimizer, objective, batch, dataset.num_classes, params, bank)
-        synchronize(device)
-    events = [event for event in profile.events() if event.name.startswith("aten::")]
-    return {"seconds": sorted(times)[len(times) // 2], "peak_gib": peak, "operators": len(events),
-            "syncs": sum(event.name in SYNC_OPERATORS for event in events)}
+    operators, syncs = count_operators(lambda: train_step(model, optimizer, objective, batch, dataset.num_classes,
+                                                          params, bank))
+    return {"seconds": sorted(times)[len(times) // 2], "peak_gib": peak, "operators": operators, "syncs": syncs}
 
 
 def main():

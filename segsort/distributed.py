@@ -61,7 +61,8 @@ def gather_rows(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat([part[:count] for part, count in zip(parts, counts)]), sum(counts[:rank])
 
 
-def share_of_global_mean(local_mean: torch.Tensor, local_count: int, global_count: torch.Tensor) -> torch.Tensor:
+def share_of_global_mean(local_mean: torch.Tensor, local_count: torch.Tensor,
+                         global_count: torch.Tensor) -> torch.Tensor:
     """This process's part of the mean over all processes' items, scaled by the number of processes
     because DDP averages gradients: sum_r share_r / size is the global mean."""
     _, size = rank_and_size()

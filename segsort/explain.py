@@ -51,7 +51,7 @@ def explain_image(model, image: np.ndarray, bank: Bank, config: InferenceConfig,
     sizes = np.bincount(segments.ravel(), minlength=len(votes))
     labels = majority(votes, dim=1).cpu().numpy()
     by_class: dict[int, list[int]] = {}
-    for s in np.argsort(-sizes, kind="stable"):
+    for s in np.argsort(-sizes, kind="stable")[:np.count_nonzero(sizes)]:  # the segments that have pixels
         by_class.setdefault(int(labels[s]), []).append(int(s))
     classes = sorted(by_class, key=lambda c: (sizes[by_class[c]].sum(), c))
     turns = zip_longest(*(by_class[c] for c in classes))

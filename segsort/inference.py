@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from segsort.clustering import cluster_pixels, compact_ids, location_features, segment_means
+from segsort.clustering import cluster_means, cluster_pixels, location_features, segment_means
 from segsort.io import IGNORE_LABEL
 
 
@@ -60,26 +60,34 @@ def class_scores(model, image: np.ndarray) -> torch.Tensor:
 
 def segment_image(features: torch.Tensor, grid: tuple[int, int], iterations: int,
                   pseudo_segments: np.ndarray | None = None, labels: np.ndarray | None = None) -> torch.Tensor:
-    """(H, W) segment ids 0..S-1: spherical k-means with location features, or the given pseudo-segments.
+    """(H, W) segment ids below segment_count(grid, pseudo_segments): spherical k-means with location
+    features (ids of the grid's blocks; a block may end empty), or the given pseudo-segments numbered 0..n-1.
 
     labels (H, W), for a labelled image of the bank: its void pixels (255) are left out of k-means and get
     segment id -1, as in training (the authors' release drops them before k-means too).
     """
     if pseudo_segments is not None:
-        return compact_ids(torch.from_numpy(pseudo_segments.astype(np.int64)).to(features.device))
+        numbered = np.unique(pseudo_segments, return_inverse=True)[1].reshape(pseudo_segments.shape)
+        return torch.from_numpy(numbered.astype(np.int64)).to(features.device)
     height, width = features.shape[1:]
     if labels is None:
         valid = torch.ones(height, width, dtype=torch.bool, device=features.device)
     else:
         valid = torch.from_numpy(labels != IGNORE_LABEL).to(features.device)
-    return cluster_pixels(features, valid, location_features(height, width, device=features.device),
-                          tuple(grid), iterations)
+    locations = location_features(height, width, device=features.device)
+    return cluster_pixels(features[None], valid[None], locations[None], tuple(grid), iterations)[0]
 
 
-def query_prototypes(features: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
-    """(S, D): the mean direction of every segment's features (Eq. 6)."""
-    flat = features.reshape(features.shape[0], -1).T
-    return segment_means(flat, segments.reshape(-1), int(segments.max()) + 1)
+def segment_count(grid: tuple[int, int], pseudo_segments: np.ndarray | None = None) -> int:
+    """How many segment ids segment_image can give: the grid's blocks, or the distinct pseudo-segments."""
+    return grid[0] * grid[1] if pseudo_segments is None else len(np.unique(pseudo_segments))
+
+
+def query_prototypes(features: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """(S, D): the mean direction of every segment's features (Eq. 6), zero for an empty segment."""
+    flat = features.reshape(1, features.shape[0], -1).transpose(1, 2)             # (1, H*W, D)
+    ids = segments.reshape(1, -1)
+    return cluster_means(flat, ids.clamp(min=0), (ids >= 0).to(flat.dtype), num_segments)[0][0]
 
 
 @dataclass
@@ -140,7 +148,7 @@ def nearest_prototypes(queries: torch.Tensor, bank_prototypes: torch.Tensor, k: 
 
 def knn_votes(neighbour_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(Q, C) vote counts from the labels (Q, k) of each query's neighbours."""
-    return F.one_hot(neighbour_labels, num_classes).sum(dim=1)
+    return (neighbour_labels[..., None] == torch.arange(num_classes, device=neighbour_labels.device)).sum(dim=1)
 
 
 def majority(votes: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -159,10 +167,12 @@ def view_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_lab
                config: InferenceConfig, num_classes: int, kind: str = "embedding",
                pseudo_segments: np.ndarray | None = None):
     """Segment one view, retrieve each segment's neighbours, return (segments (H, W), per-segment votes
-    (S, C), neighbour similarities (S, k), neighbour indices (S, k))."""
+    (S, C), neighbour similarities (S, k), neighbour indices (S, k)). S counts every id segment_image can
+    give, empty segments too (their rows paint no pixel): no host sync to find the ones in use."""
     features = pixel_features(model, image, kind)
     segments = segment_image(features, config.grid, config.kmeans_iterations, pseudo_segments)
-    sims, neighbours = nearest_prototypes(query_prototypes(features, segments), bank_prototypes, config.knn_k)
+    queries = query_prototypes(features, segments, segment_count(config.grid, pseudo_segments))
+    sims, neighbours = nearest_prototypes(queries, bank_prototypes, config.knn_k)
     votes = knn_votes(bank_labels.to(neighbours.device)[neighbours], num_classes)
     return segments, votes, sims, neighbours
 

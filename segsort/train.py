@@ -24,7 +24,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from segsort.checkpoint import load_checkpoint, save_checkpoint
-from segsort.clustering import cluster_pixels, compact_ids, partition_by_labels, segment_means
+from segsort.clustering import cluster_pixels, compact_segments, label_partition, segment_means
 from segsort.data.voc import VOCLayout, augment, check_split
 from segsort.distributed import all_sum, gather_rows, rank_and_size, share_of_global_mean
 from segsort.io import IGNORE_LABEL, atomic_path
@@ -33,10 +33,27 @@ from segsort.losses import MemoryBank, vmf_loss, vmf_n_loss
 
 # The training runs of params.yaml, by group, and the objective each group trains.
 RUN_OBJECTIVES = {"unsupervised_runs": "unsupervised", "supervised_runs": "supervised", "softmax_runs": "softmax"}
+PSEUDO_SEGMENT_KEYS = 256  # dense keys per image of the unsupervised loss: pseudo-segment ids are below 255
 
 
 class NonFiniteLoss(RuntimeError):
     pass
+
+
+LOG_EVERY = 10  # steps whose losses are read back (one host sync) and logged together, and at each checkpoint
+
+
+class PendingRow(NamedTuple):
+    """A trained step waiting to be logged: its loss stays on the device until `LOG_EVERY` steps are done.
+
+    seconds: from the step's start to the launch of its update. On a GPU the work still running then is
+    waited for in the next step (its segment count is a host sync), so the times add up to the run's.
+    """
+    step: int
+    lr: float
+    loss: torch.Tensor
+    seconds: float
+    image_ids: list[str]
 
 
 def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> list[int]:
@@ -60,6 +77,20 @@ class Batch(NamedTuple):
     locations: torch.Tensor         # (B, 2, crop, crop) original-image coordinates (y, x) in [0, 1)
     blocks: torch.Tensor | None     # (B, crop, crop) int64 initial k-means block in the original image's grid
     image_ids: list[str]
+    # Per crop, counted on the host over its non-void pixels: the distinct classes, k-means blocks and
+    # pseudo-segments it shows. The losses size their prototype tables from them (segment_capacity), so
+    # that no tensor's size waits for the device.
+    classes_present: tuple[int, ...] | None
+    blocks_present: tuple[int, ...] | None
+    segments_present: tuple[int, ...] | None
+
+    def segment_capacity(self, objective: str, num_clusters: int) -> int:
+        """At least the number of segments the batch can have: each crop's clusters (the blocks it starts
+        from; they only empty, never appear) times its classes, or its pseudo-segments."""
+        if objective == "unsupervised":
+            return sum(self.segments_present)
+        blocks = self.blocks_present or (num_clusters,) * len(self.classes_present)
+        return sum(b * c for b, c in zip(blocks, self.classes_present))
 
     def to(self, device: torch.device) -> "Batch":
         return self._replace(**{name: getattr(self, name).to(device) for name in
@@ -72,7 +103,7 @@ def make_batch(dataset: VOCLayout, indices: list[int], step: int, seed: int, cro
     same whether one process makes the whole batch or each process its slice (from `first_slot`).
     grid: also carry each pixel's block of this grid laid on its original image (`grid_frame: image`)."""
     planes = {name: [] for name in ("images", "labels", "segments", "locations", "blocks")}
-    ids = []
+    ids, present = [], {"labels": [], "segments": [], "blocks": []}
     for slot, index in enumerate(indices, start=first_slot):
         sample = dataset[index]
         rng = np.random.default_rng([seed, step, slot, 1])
@@ -80,11 +111,16 @@ def make_batch(dataset: VOCLayout, indices: list[int], step: int, seed: int, cro
                                                           optim_cfg["max_scale"], grid)
         planes["images"].append(torch.from_numpy(image).permute(2, 0, 1).float())
         planes["locations"].append(torch.from_numpy(location))
+        labelled = None if label is None else label != IGNORE_LABEL
         for name, plane in (("labels", label), ("segments", segment), ("blocks", blocks)):
             if plane is not None:
                 planes[name].append(torch.from_numpy(plane.astype(np.int64)))
+                shown = plane[plane != IGNORE_LABEL] if name != "blocks" else plane[labelled]
+                present[name].append(len(np.unique(shown)))
         ids.append(sample.image_id)
-    return Batch(**{name: torch.stack(xs) if xs else None for name, xs in planes.items()}, image_ids=ids)
+    return Batch(**{name: torch.stack(xs) if xs else None for name, xs in planes.items()}, image_ids=ids,
+                 **{f"{name if name != 'labels' else 'classes'}_present": tuple(counts) if counts else None
+                    for name, counts in present.items()})
 
 
 class BatchPrefetcher:
@@ -134,73 +170,80 @@ def to_embedding_grid(maps: torch.Tensor, size) -> torch.Tensor:
     return x[:, 0].long() if squeeze else x
 
 
-def mean_over_batch(outputs: torch.Tensor, count: int, local_mean):
-    """The loss of the whole batch from this process's `count` items (pixels) and their mean loss
-    (a callable, not called when count is 0). None when the batch, on every process, has no item.
+def mean_over_batch(outputs: torch.Tensor, any_item: bool, count: torch.Tensor, local_mean):
+    """The loss of the whole batch from this process's mean loss (a callable, not called without items),
+    or None when the batch, on every process, has no item (pixel) to learn from.
 
-    In one process this is local_mean() itself. Under DDP it is this process's share of the mean over
-    all processes (see segsort.distributed); a process without items contributes a zero that still
-    touches every parameter, as DDP needs every process to produce every gradient.
+    any_item: whether this process has an item, known on the host; count: how many, a tensor. In one
+    process this is local_mean() itself, with no host sync. Under DDP it is this process's share of the
+    mean over all processes (see segsort.distributed); a process without items contributes a zero that
+    still touches every parameter, as DDP needs every process to produce every gradient.
     """
-    global_count = all_sum(torch.tensor(count, device=outputs.device))
+    if rank_and_size()[1] == 1:
+        return local_mean() if any_item else None
+    global_count = all_sum(count)
     if global_count == 0:
         return None
-    loss = local_mean() if count else outputs.sum() * 0
+    loss = local_mean() if any_item else outputs.sum() * 0
     return share_of_global_mean(loss, count, global_count)
 
 
-def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, bank: MemoryBank, blocks=None):
-    """Algorithm 1: k-means per image, partition by labels, prototypes over the (global) batch, vMF-N loss.
+def pixel_rows(maps: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w) -> (B*h*w, D): one row per pixel, image by image in row-major order."""
+    return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
+
+
+def with_memory(prototypes: torch.Tensor, labels: torch.Tensor, bank: MemoryBank):
+    """The batch's prototypes (S, D) and labels (S,) followed by the memory bank's rows (label -1: not in use)."""
+    if bank.prototypes() is None:
+        return prototypes, labels
+    return torch.cat([prototypes, bank.prototypes()]), torch.cat([labels, bank.labels()])
+
+
+def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, bank: MemoryBank, capacity: int,
+                    blocks=None):
+    """Algorithm 1 on the whole batch at once: k-means per image, partition by labels, prototypes over the
+    (global) batch, vMF-N loss against them and the memory bank's.
 
     embeddings (B, D, h, w) unit, labels (B, h, w), locations (B, 2, h, w) on the embedding grid; blocks
     (B, h, w): k-means' initial blocks laid on each crop's original image, or None to lay the grid on the crop.
+    capacity: at least the batch's number of segments, known on the host (Batch.segment_capacity).
     Void pixels (255) take no part in k-means, prototypes or the loss.
     """
     grid, iterations = tuple(segsort_cfg["grid"]), segsort_cfg["kmeans_iterations"]
-    pixels, segment_ids, pixel_labels, segment_labels, offset = [], [], [], [], 0
-    for index, (emb, lab, loc) in enumerate(zip(embeddings, labels, locations)):
-        valid = lab != IGNORE_LABEL
-        if not valid.any():
-            continue
-        clusters = cluster_pixels(emb.detach(), valid, loc, grid, iterations,
-                                  None if blocks is None else blocks[index])
-        seg, seg_labels = partition_by_labels(clusters[valid], lab[valid], num_classes)
-        pixels.append(emb[:, valid].T)
-        segment_ids.append(seg + offset)
-        pixel_labels.append(lab[valid])
-        segment_labels.append(seg_labels)
-        offset += len(seg_labels)
-    pixels = torch.cat(pixels) if pixels else embeddings.new_zeros(0, embeddings.shape[1])
-    segment_ids = torch.cat(segment_ids) if segment_ids else labels.new_zeros(0)
-    pixel_labels = torch.cat(pixel_labels) if pixel_labels else labels.new_zeros(0)
-    segment_labels = torch.cat(segment_labels) if segment_labels else labels.new_zeros(0)
-    prototypes, start = gather_rows(segment_means(pixels, segment_ids, offset))
-    prototype_labels, _ = gather_rows(segment_labels)
-    loss = mean_over_batch(embeddings, len(pixels), lambda: vmf_n_loss(
-        pixels, segment_ids + start, pixel_labels, prototypes, prototype_labels, segsort_cfg["kappa"],
-        bank.prototypes(), bank.labels()))
+    num_clusters = grid[0] * grid[1]
+    valid = labels != IGNORE_LABEL
+    clusters = cluster_pixels(embeddings.detach(), valid, locations, grid, iterations, blocks)   # (B, h, w)
+    keys = label_partition(clusters.flatten(1), labels.flatten(1), num_clusters, num_classes)   # (B, h*w)
+    segment_ids, row_keys = compact_segments(keys.reshape(-1), len(labels) * num_clusters * num_classes,
+                                             capacity)                                          # (N,), (S,)
+    pixels, pixel_labels = pixel_rows(embeddings), labels.reshape(-1)                           # (N, D), (N,)
+    prototypes, start = gather_rows(segment_means(pixels, segment_ids, capacity))               # (S, D)
+    prototype_labels, _ = gather_rows(torch.where(row_keys >= 0, row_keys % num_classes, -1))
+    own_ids = torch.where(segment_ids >= 0, segment_ids + start, -1)
+    loss = mean_over_batch(embeddings, capacity > 0, valid.sum(), lambda: vmf_n_loss(
+        pixels, own_ids, pixel_labels, *with_memory(prototypes, prototype_labels, bank), segsort_cfg["kappa"]))
     bank.push(prototypes, prototype_labels)
     return loss
 
 
-def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank):
+def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank, capacity: int):
     """Eq. 8 with the pseudo-segments as the segments, prototypes over the whole (global) batch, and the
-    memory bank's prototypes as further negatives when the bank keeps any (`unsupervised_memory`)."""
-    pixels, segment_ids, offset = [], [], 0
-    for emb, seg in zip(embeddings, segments):
-        valid = seg != IGNORE_LABEL
-        if not valid.any():
-            continue
-        ids = compact_ids(seg[valid])
-        pixels.append(emb[:, valid].T)
-        segment_ids.append(ids + offset)
-        offset += int(ids.max()) + 1
-    pixels = torch.cat(pixels) if pixels else embeddings.new_zeros(0, embeddings.shape[1])
-    segment_ids = torch.cat(segment_ids) if segment_ids else segments.new_zeros(0)
-    prototypes, start = gather_rows(segment_means(pixels, segment_ids, offset))
-    loss = mean_over_batch(embeddings, len(pixels), lambda: vmf_loss(
-        pixels, segment_ids + start, prototypes, segsort_cfg["kappa"], bank.prototypes()))
-    bank.push(prototypes)
+    memory bank's prototypes as further negatives when the bank keeps any (`unsupervised_memory`).
+    segments (B, h, w) pseudo-segment ids below 255, 255 for none; capacity: at least the batch's number
+    of pseudo-segments, known on the host (Batch.segment_capacity)."""
+    valid = segments != IGNORE_LABEL
+    image = torch.arange(len(segments), device=segments.device)[:, None, None]
+    keys = torch.where(valid, image * PSEUDO_SEGMENT_KEYS + segments, -1).reshape(-1)           # (N,)
+    segment_ids, row_keys = compact_segments(keys, len(segments) * PSEUDO_SEGMENT_KEYS, capacity)
+    pixels = pixel_rows(embeddings)
+    prototypes, start = gather_rows(segment_means(pixels, segment_ids, capacity))
+    in_use, _ = gather_rows(torch.where(row_keys >= 0, 0, -1))  # unsupervised rows: label 0 in use, -1 not
+    all_prototypes, all_labels = with_memory(prototypes, in_use, bank)
+    loss = mean_over_batch(embeddings, capacity > 0, valid.sum(), lambda: vmf_loss(
+        pixels, torch.where(segment_ids >= 0, segment_ids + start, -1), all_prototypes, segsort_cfg["kappa"],
+        all_labels >= 0))
+    bank.push(prototypes, in_use)
     return loss
 
 
@@ -221,9 +264,11 @@ def memory_bank(objective: str, segsort_cfg: dict) -> MemoryBank:
 
 
 def softmax_loss(logits, labels):
-    """The baseline: pixel-wise cross-entropy, logits upsampled bilinearly to the crop, ignore pixels skipped."""
+    """The baseline: pixel-wise cross-entropy, logits upsampled bilinearly to the crop, ignore pixels skipped.
+    One host sync, as SegSort's: whether any pixel is labelled."""
     logits = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-    return mean_over_batch(logits, int((labels != IGNORE_LABEL).sum()),
+    count = (labels != IGNORE_LABEL).sum()
+    return mean_over_batch(logits, bool(count), count,
                            lambda: F.cross_entropy(logits, labels, ignore_index=IGNORE_LABEL))
 
 
@@ -240,9 +285,12 @@ def objective_loss(model, objective: str, batch: Batch, num_classes: int, segsor
         return softmax_loss(outputs, batch.labels)
     if objective == "supervised":
         blocks = None if batch.blocks is None else to_embedding_grid(batch.blocks, size)
+        grid = segsort_cfg["grid"]
         return supervised_loss(outputs, to_embedding_grid(batch.labels, size),
-                               to_embedding_grid(batch.locations, size), num_classes, segsort_cfg, bank, blocks)
-    return unsupervised_loss(outputs, to_embedding_grid(batch.segments, size), segsort_cfg, bank)
+                               to_embedding_grid(batch.locations, size), num_classes, segsort_cfg, bank,
+                               batch.segment_capacity(objective, grid[0] * grid[1]), blocks)
+    return unsupervised_loss(outputs, to_embedding_grid(batch.segments, size), segsort_cfg, bank,
+                             batch.segment_capacity(objective, 0))
 
 
 def make_optimizer(model, lr: float, optim_cfg: dict) -> torch.optim.SGD:
@@ -323,6 +371,26 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     model.train()
     progress = tqdm(range(start, steps), initial=start, total=steps, desc=log_path.parent.name, mininterval=5,
                     disable=rank != 0)
+    pending: list[PendingRow] = []
+
+    def log_pending() -> None:
+        """Read the losses of the steps since the last call (one host sync) and log them; stop at a
+        non-finite one, before a checkpoint could keep its state."""
+        values = torch.stack([row.loss for row in pending]).tolist() if pending else []
+        for row, value in zip(pending, values):
+            if not math.isfinite(value):
+                raise NonFiniteLoss(f"non-finite loss ({value}) at step {row.step} on images {row.image_ids}; "
+                                    f"the last good state is kept in {resume_path}")
+            logged = {"step": row.step + 1, "loss": round(value / world_size, 6), "lr": row.lr,
+                      "images_per_second": round(batch_size / row.seconds, 3)}
+            log_rows.append(logged)
+            if writer:
+                for key in ("loss", "lr", "images_per_second"):
+                    writer.add_scalar(key, logged[key], row.step + 1)
+        if values:
+            progress.set_postfix(loss=f"{values[-1] / world_size:.3f}", refresh=False)
+        pending.clear()
+
     with BatchPrefetcher(process_batch, range(start, steps), data_threads) as batches:
         for step in progress:
             tic = time.perf_counter()
@@ -332,27 +400,20 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
             batch = batches.get(step).to(device)
             torch.manual_seed(step_seed(seed, step, rank))  # dropout draws, reproducible on resume
             loss = objective_loss(network, objective, batch, dataset.num_classes, segsort_cfg, bank, autocast)
-            if loss is None:  # every pixel of every crop was ignore: nothing to learn from
-                continue
-            batch_loss = all_sum(loss.detach()).item() / world_size
-            if not math.isfinite(batch_loss):
-                raise NonFiniteLoss(f"non-finite loss ({batch_loss}) at step {step} on images {batch.image_ids}; "
-                                    f"the last good state is kept in {resume_path}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            seconds = time.perf_counter() - tic
-            row = {"step": step + 1, "loss": round(batch_loss, 6), "lr": lr,
-                   "images_per_second": round(batch_size / seconds, 3)}
-            log_rows.append(row)
-            progress.set_postfix(loss=f"{batch_loss:.3f}", refresh=False)
-            if writer:
-                for key in ("loss", "lr", "images_per_second"):
-                    writer.add_scalar(key, row[key], step + 1)
-            if rank == 0 and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            if loss is not None:  # None: every pixel of every crop was ignore, nothing to learn from
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                pending.append(PendingRow(step, lr, all_sum(loss.detach()), time.perf_counter() - tic,
+                                          batch.image_ids))
+            at_checkpoint = (step + 1) % checkpoint_every == 0 and step + 1 < steps
+            if at_checkpoint or (step + 1) % LOG_EVERY == 0:
+                log_pending()
+            if at_checkpoint and rank == 0:
                 save_checkpoint(resume_path, {"digest": digest, "step": step + 1, "model": model.state_dict(),
                                               "optimizer": optimizer.state_dict(), "bank": bank.state(),
                                               "log": log_rows})
+        log_pending()
     if writer:
         writer.close()
     if not log_rows:

@@ -36,11 +36,16 @@ def global_batch():
     return embeddings, labels, segments, locations, logits
 
 
+def distinct_per_image(maps: torch.Tensor) -> int:
+    """The values other than void (255) that each map shows, summed over the maps: what Batch counts."""
+    return sum(len(set(m.unique().tolist()) - {255}) for m in maps)
+
+
 def filled_bank(with_labels: bool) -> MemoryBank:
     generator = torch.Generator().manual_seed(1)
     bank = MemoryBank(SEGSORT["memory_batches"])
     prototypes = torch.nn.functional.normalize(torch.randn(5, 8, generator=generator, dtype=torch.float64), dim=1)
-    bank.push(prototypes, torch.tensor([0, 1, 2, 3, 1]) if with_labels else None)
+    bank.push(prototypes, torch.tensor([0, 1, 2, 3, 1]) if with_labels else torch.zeros(5, dtype=torch.long))
     return bank
 
 
@@ -52,17 +57,20 @@ def losses_and_gradients(images: slice):
         inputs = (logits if objective == "softmax" else embeddings)[images].clone().requires_grad_()
         if objective == "supervised":
             bank = filled_bank(with_labels=True)
-            loss = training.supervised_loss(inputs, labels[images], locations[images], NUM_CLASSES, SEGSORT, bank)
+            capacity = SEGSORT["grid"][0] * SEGSORT["grid"][1] * distinct_per_image(labels[images])
+            loss = training.supervised_loss(inputs, labels[images], locations[images], NUM_CLASSES, SEGSORT, bank,
+                                            capacity)
         elif objective == "unsupervised":
             bank = filled_bank(with_labels=False)
-            loss = training.unsupervised_loss(inputs, segments[images], SEGSORT, bank)
+            loss = training.unsupervised_loss(inputs, segments[images], SEGSORT, bank,
+                                              distinct_per_image(segments[images]))
         else:
             bank = None
             loss = training.softmax_loss(inputs, labels[images])
         loss.backward()
         world_size = dist.get_world_size() if dist.is_initialized() else 1
         results[objective] = {"loss": training.all_sum(loss.detach()) / world_size, "grad": inputs.grad,
-                              "bank": None if bank is None else bank.prototypes()}
+                              "bank": None if bank is None else torch.cat([p for p, _ in bank.batches()])}
     return results
 
 

@@ -36,8 +36,9 @@ def test_bank_kmeans_leaves_void_pixels_out():
     # The other pixels are clustered exactly as k-means on them alone would cluster them.
     joint = F.normalize(torch.cat([features, location_features(6, 8)]), dim=0).reshape(6, -1).T
     init = torch.tensor([[r * 2 // 6 * 2 + c * 2 // 8 for c in range(8)] for r in range(6)]).reshape(-1)
-    alone = spherical_kmeans(joint[~void.reshape(-1)], init[~void.reshape(-1)], 4, 3)
-    assert torch.equal(segments[~void], torch.unique(alone, return_inverse=True)[1])
+    kept = ~void.reshape(-1)
+    alone = spherical_kmeans(joint[kept][None], torch.ones(1, int(kept.sum())), init[kept][None], 4, 3)[0]
+    assert torch.equal(segments[~void], alone)
 
 
 def test_void_pixels_change_no_bank_prototype():
@@ -80,8 +81,8 @@ def test_unsupervised_loss_uses_no_memory_bank_by_default():
     cfg = {"kappa": 10.0, "memory_batches": 2, "unsupervised_memory": False}
     bank = memory_bank("unsupervised", cfg)
     (first, second), segments = unsupervised_batches()
-    unsupervised_loss(first, segments, cfg, bank)
-    loss = unsupervised_loss(second, segments, cfg, bank)
+    unsupervised_loss(first, segments, cfg, bank, capacity=8)
+    loss = unsupervised_loss(second, segments, cfg, bank, capacity=8)
     assert bank.prototypes() is None
     pixels = second.permute(0, 2, 3, 1).reshape(-1, 3)
     ids = (segments.reshape(2, -1) + torch.tensor([[0], [4]])).reshape(-1)
@@ -93,15 +94,16 @@ def test_unsupervised_memory_adds_the_previous_batches_as_negatives():
     cfg = {"kappa": 10.0, "memory_batches": 2, "unsupervised_memory": True}
     bank = memory_bank("unsupervised", cfg)
     (first, second), segments = unsupervised_batches()
-    unsupervised_loss(first, segments, cfg, bank)
-    remembered = bank.prototypes()
-    loss = unsupervised_loss(second, segments, cfg, bank)
+    unsupervised_loss(first, segments, cfg, bank, capacity=8)
+    remembered = bank.prototypes().clone()
+    loss = unsupervised_loss(second, segments, cfg, bank, capacity=8)
     pixels = second.permute(0, 2, 3, 1).reshape(-1, 3)
     ids = (segments.reshape(2, -1) + torch.tensor([[0], [4]])).reshape(-1)
     prototypes = F.normalize(torch.zeros(8, 3).index_add_(0, ids, pixels), dim=1)
-    assert len(remembered) == 8
-    assert torch.allclose(loss, vmf_loss(pixels, ids, prototypes, 10.0, remembered))
-    assert memory_bank("supervised", {**cfg, "unsupervised_memory": False}).batches.maxlen == 2
+    assert len(remembered) == 2 * 8  # two slots of 8 rows, the second not in use yet
+    in_use = torch.tensor([True] * 8 + [True] * 8 + [False] * 8)
+    assert torch.allclose(loss, vmf_loss(pixels, ids, torch.cat([prototypes, remembered]), 10.0, in_use))
+    assert memory_bank("supervised", {**cfg, "unsupervised_memory": False}).num_batches == 2
 
 
 # 3. Where k-means' initial grid is laid in training.
@@ -131,13 +133,14 @@ def test_image_frame_blocks_of_a_crop_worked_example():
     sample = Sample("x", np.zeros((4, 6, 3), np.uint8), np.zeros((4, 6), np.uint8), None)
     *_, blocks = augment(sample, FixedDraws(2, 3), crop=4, min_scale=2.0, max_scale=2.0, grid=(2, 3))
     assert blocks.tolist() == [[2, 1, 1, 1], [2, 1, 1, 1], [5, 4, 4, 4], [5, 4, 4, 4]]
-    # k-means starts from those 4 blocks (0 iterations: the initial clusters, renumbered) ...
+    # k-means starts from those 4 blocks (0 iterations: the initial clusters) ...
     embedding, valid = unit_features(3, 4, 4), torch.ones(4, 4, dtype=torch.bool)
     locations = torch.zeros(2, 4, 4)
-    image_frame = cluster_pixels(embedding, valid, locations, (2, 3), 0, torch.from_numpy(blocks.astype(np.int64)))
-    assert image_frame.tolist() == [[1, 0, 0, 0], [1, 0, 0, 0], [3, 2, 2, 2], [3, 2, 2, 2]]
+    image_frame = cluster_pixels(embedding[None], valid[None], locations[None], (2, 3), 0,
+                                 torch.from_numpy(blocks.astype(np.int64))[None])[0]
+    assert image_frame.tolist() == [[2, 1, 1, 1], [2, 1, 1, 1], [5, 4, 4, 4], [5, 4, 4, 4]]
     # ... while on the crop's own frame it starts from the 6 blocks of a 2 x 3 grid laid on the crop.
-    crop_frame = cluster_pixels(embedding, valid, locations, (2, 3), 0)
+    crop_frame = cluster_pixels(embedding[None], valid[None], locations[None], (2, 3), 0)[0]
     assert crop_frame.tolist() == [[0, 0, 1, 2], [0, 0, 1, 2], [3, 3, 4, 5], [3, 3, 4, 5]]
 
 
@@ -194,7 +197,8 @@ def test_embedding_and_loss_stay_float32_under_bfloat16_autocast():
     images = torch.rand(2, 3, 64, 64) * 255
     labels = torch.randint(3, (2, 64, 64))
     locations = torch.stack([location_features(64, 64)] * 2)
-    batch = Batch(images, labels, None, locations, None, ["a", "b"])
+    batch = Batch(images, labels, None, locations, None, ["a", "b"], classes_present=(3, 3), blocks_present=None,
+                  segments_present=None)
     cfg = {"kappa": 10.0, "grid": [2, 2], "kmeans_iterations": 2}
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model(images).dtype == torch.float32
@@ -210,10 +214,11 @@ def test_an_all_void_batch_does_not_evict_a_real_batch():
     bank = memory_bank("supervised", cfg)
     embeddings = F.normalize(torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0)), dim=1)
     locations = location_features(4, 4)[None]
-    supervised_loss(embeddings, torch.zeros(1, 4, 4, dtype=torch.long), locations, 2, cfg, bank)
-    real = bank.state()
+    supervised_loss(embeddings, torch.zeros(1, 4, 4, dtype=torch.long), locations, 2, cfg, bank, capacity=4)
+    real = bank.batches()
     void = torch.full((1, 4, 4), IGNORE_LABEL, dtype=torch.long)
-    assert supervised_loss(embeddings, void, locations, 2, cfg, bank) is None
-    assert len(bank.state()) == 1 and bank.state()[0][0] is real[0][0]
+    assert supervised_loss(embeddings, void, locations, 2, cfg, bank, capacity=0) is None
     bank.push(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long))
-    assert bank.state()[0][0] is real[0][0]
+    bank.push(torch.zeros(4, 3), torch.full((4,), -1))  # rows, none in use
+    assert len(bank.batches()) == 1
+    assert torch.equal(bank.batches()[0][0], real[0][0]) and torch.equal(bank.batches()[0][1], real[0][1])
