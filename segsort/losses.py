@@ -3,30 +3,55 @@
 Both losses take every pixel of a batch, with segment id -1 for the pixels that do not count (void,
 padding), and a table of prototypes, the batch's then the memory bank's, with label -1 for the rows not
 in use (a batch's rows beyond its segment count, the bank's empty rows): masks instead of boolean
-indexing, so that the loss needs no host synchronisation.
+indexing, so that the loss needs no host synchronisation. The (pixels x prototypes) matrices are made
+for a chunk of pixels at a time and recomputed for the gradient, so their memory stays bounded.
 """
 from __future__ import annotations
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
-
-def masked_logsumexp(logits: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """log sum_j exp(logits_ij) over the j where keep_ij, per row (about -87 in float32 for an empty row).
-
-    The masked terms are multiplied by zero after exp, not filled with a huge negative number before:
-    exp of an underflowing argument takes a slow path on CPUs (6x slower in ATen's AVX2 kernel, measured),
-    and most of a SegSort logit matrix is masked. The shift by the row's kept maximum (no gradient: the
-    result does not depend on it) keeps every exp(.) in (0, 1], the masked ones at exp(0).
-    """
-    peak = logits.detach().masked_fill(~keep, float("-inf")).amax(dim=1, keepdim=True).nan_to_num(neginf=0.0)
-    terms = torch.exp(torch.where(keep, logits - peak, 0)) * keep                # (N, T), 0 where masked
-    return peak.squeeze(1) + terms.sum(dim=1).clamp(min=torch.finfo(logits.dtype).tiny).log()
+PIXEL_CHUNK = 32768  # pixels whose (pixels x prototypes) logits are alive at once in a loss (in_pixel_chunks)
 
 
 def mean_over_pixels(losses: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
     """The mean of the per-pixel losses over the pixels that count (segment id >= 0); 0 if none does."""
     counted = segment_ids >= 0
     return torch.where(counted, losses, 0).sum() / counted.sum().clamp(min=1)
+
+
+def in_pixel_chunks(pixel_losses, pixel_tensors: tuple, shared: tuple) -> torch.Tensor:
+    """pixel_losses(*pixel_tensors, *shared) -> (N,), computed over chunks of PIXEL_CHUNK pixels, each
+    recomputed in the backward pass (torch.utils.checkpoint) rather than stored: no (N, T) matrix is kept
+    for the gradient, and at most one chunk's is alive at a time. A batch of at most PIXEL_CHUNK pixels
+    is one call, with the values and gradients of the plain computation."""
+    count = len(pixel_tensors[0])
+    parts = [checkpoint(pixel_losses, *(t[start:start + PIXEL_CHUNK] for t in pixel_tensors), *shared,
+                        use_reentrant=False, preserve_rng_state=False)
+             for start in range(0, count, PIXEL_CHUNK)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def shifted_exp(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(exp(logits_ij - m_i), m_i) with m_i the row's largest logit (no gradient: the losses do not depend on
+    it). With unit embeddings and prototypes (or the zero rows not in use) |logits| <= kappa, so every term
+    lies in [exp(-2 kappa), 1]: no overflow, and no underflow for kappa up to 40 in float32."""
+    shift = logits.detach().amax(dim=1, keepdim=True)                             # (N, 1)
+    return torch.exp(logits - shift), shift.squeeze(1)
+
+
+def safe_log(x: torch.Tensor) -> torch.Tensor:
+    """log x, finite (and with a zero gradient) where x is 0: a sum over no prototype, in a branch not taken."""
+    return x.clamp(min=torch.finfo(x.dtype).tiny).log()
+
+
+def vmf_pixel_losses(embeddings, segment_ids, prototypes, kappa, in_use) -> torch.Tensor:
+    """(N,) the terms of Eq. 8 (see vmf_loss)."""
+    logits = kappa * embeddings @ prototypes.T                                    # (N, T)
+    terms, shift = shifted_exp(logits)
+    total = terms @ in_use.to(terms.dtype)                                        # (N,) sum over l in use
+    own = logits.gather(1, segment_ids.clamp(min=0)[:, None]).squeeze(1)          # (N,) k mu_c.v_i
+    return safe_log(total) + shift - own
 
 
 def vmf_loss(embeddings: torch.Tensor, segment_ids: torch.Tensor, prototypes: torch.Tensor, kappa: float,
@@ -37,15 +62,39 @@ def vmf_loss(embeddings: torch.Tensor, segment_ids: torch.Tensor, prototypes: to
     pixel's own segment c is the positive and every other prototype in use (in_use (T,) bool, default all:
     the batch's segments and the memory bank's) a negative.
     """
+    if in_use is None:
+        in_use = torch.ones(len(prototypes), dtype=torch.bool, device=prototypes.device)
+    losses = in_pixel_chunks(vmf_pixel_losses, (embeddings, segment_ids), (prototypes, kappa, in_use))
+    return mean_over_pixels(losses, segment_ids)
+
+
+def vmf_n_pixel_losses(embeddings, segment_ids, pixel_labels, prototypes, prototype_labels, kappa,
+                       num_classes) -> torch.Tensor:
+    """(N,) the terms of Eq. 10 with the vMF fallback (see vmf_n_loss).
+
+    The sums over prototypes are taken per class by one matrix product with the prototypes' one-hot labels:
+    exp(k mu_l.v_i) with the own segment's term zeroed, times (T, C), gives for every pixel the sum over
+    l != c of each class; the denominator is their total and the numerator its own class's. No (N, T) mask.
+    """
     logits = kappa * embeddings @ prototypes.T                                    # (N, T)
-    keep = torch.ones(1, len(prototypes), dtype=torch.bool, device=logits.device) if in_use is None \
-        else in_use[None, :]
-    own = logits.gather(1, segment_ids.clamp(min=0)[:, None]).squeeze(1)          # (N,)
-    return mean_over_pixels(masked_logsumexp(logits, keep) - own, segment_ids)
+    terms, shift = shifted_exp(logits)
+    own = segment_ids.clamp(min=0)[:, None]                                       # (N, 1) own segment c
+    others = terms.scatter(1, own, 0)                                             # (N, T), l != c
+    classes = torch.arange(num_classes, device=logits.device)
+    one_hot = (prototype_labels[:, None] == classes[None, :]).to(terms.dtype)     # (T, C), 0 rows: not in use
+    per_class = others @ one_hot                                                  # (N, C)
+    label = pixel_labels.clamp(max=num_classes - 1)[:, None]                      # void pixels: not counted
+    denominator = per_class.sum(dim=1)                                            # sum over l != c
+    vmf_n = safe_log(denominator) - safe_log(per_class.gather(1, label).squeeze(1))  # C+_i: c's label, l != c
+    own_term = terms.gather(1, own).squeeze(1)
+    vmf = safe_log(denominator + own_term) - safe_log(own_term)                   # every prototype, c positive
+    has_positive = one_hot.sum(dim=0)[label.squeeze(1)] > 1                       # c is one of its label's
+    return torch.where(has_positive, vmf_n, vmf)
 
 
 def vmf_n_loss(embeddings: torch.Tensor, segment_ids: torch.Tensor, pixel_labels: torch.Tensor,
-               prototypes: torch.Tensor, prototype_labels: torch.Tensor, kappa: float) -> torch.Tensor:
+               prototypes: torch.Tensor, prototype_labels: torch.Tensor, kappa: float,
+               num_classes: int) -> torch.Tensor:
     """Eq. 10, averaged over pixels:
 
         -log sum_{s in C+_i} exp(k mu_s.v_i) / sum_{l != c} exp(k mu_l.v_i)
@@ -53,17 +102,12 @@ def vmf_n_loss(embeddings: torch.Tensor, segment_ids: torch.Tensor, pixel_labels
     C+_i are the prototypes with the pixel's label other than its own segment c (the batch's and the
     memory bank's). A pixel with no such prototype falls back to the vMF loss of Eq. 8 (its own
     segment is the positive, every prototype is in the denominator).
-    embeddings (N, D) unit, segment_ids (N,) (-1: not counted), pixel_labels (N,); prototypes (T, D) and
-    their labels (T,), -1 for a row not in use.
+    embeddings (N, D) unit, segment_ids (N,) (-1: not counted), pixel_labels (N,) in 0..num_classes-1 where
+    counted; prototypes (T, D) and their labels (T,), -1 for a row not in use (a zero vector).
     """
-    logits = kappa * embeddings @ prototypes.T                                    # (N, T)
-    in_use = (prototype_labels >= 0)[None, :]                                     # (1, T)
-    columns = torch.arange(len(prototypes), device=logits.device)
-    own = segment_ids[:, None] == columns[None, :]                                # (N, T): segment c
-    positive = (pixel_labels[:, None] == prototype_labels[None, :]) & ~own        # (N, T): C+_i
-    vmf_n = masked_logsumexp(logits, in_use & ~own) - masked_logsumexp(logits, positive)
-    vmf = masked_logsumexp(logits, in_use) - logits.gather(1, segment_ids.clamp(min=0)[:, None]).squeeze(1)
-    return mean_over_pixels(torch.where(positive.any(dim=1), vmf_n, vmf), segment_ids)
+    losses = in_pixel_chunks(vmf_n_pixel_losses, (embeddings, segment_ids, pixel_labels),
+                             (prototypes, prototype_labels, kappa, num_classes))
+    return mean_over_pixels(losses, segment_ids)
 
 
 class MemoryBank:

@@ -222,7 +222,8 @@ def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, ban
     prototype_labels, _ = gather_rows(torch.where(row_keys >= 0, row_keys % num_classes, -1))
     own_ids = torch.where(segment_ids >= 0, segment_ids + start, -1)
     loss = mean_over_batch(embeddings, capacity > 0, valid.sum(), lambda: vmf_n_loss(
-        pixels, own_ids, pixel_labels, *with_memory(prototypes, prototype_labels, bank), segsort_cfg["kappa"]))
+        pixels, own_ids, pixel_labels, *with_memory(prototypes, prototype_labels, bank), segsort_cfg["kappa"],
+        num_classes))
     bank.push(prototypes, prototype_labels)
     return loss
 

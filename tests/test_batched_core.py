@@ -7,10 +7,11 @@ import torch
 from torch.nn import functional as F
 
 import reference_core as reference
+from segsort import losses
 from segsort import train as training
+from segsort.clustering import cluster_pixels, grid_assignment, label_partition, location_features
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.clustering import cluster_pixels, grid_assignment, label_partition, location_features
 from segsort.inference import query_prototypes, segment_count, segment_image
 from segsort.io import IGNORE_LABEL
 from segsort.losses import MemoryBank
@@ -72,6 +73,28 @@ def test_batched_kmeans_equals_the_per_image_reference(with_blocks):
     assert (batched[0] == -1).all()
     if with_blocks:  # the padded crop starts in the one block of the original image that it shows
         assert set(batched[2][valid[2]].unique().tolist()) <= {0}
+
+
+@pytest.mark.parametrize("objective", ["supervised", "unsupervised"])
+def test_losses_over_pixel_chunks_equal_one_pass(objective, monkeypatch):
+    """The losses' (pixels x prototypes) matrices made 50 pixels at a time, recomputed for the gradient."""
+    def loss_and_gradient():
+        embeddings, labels, locations, blocks = random_batch(5)
+        bank = MemoryBank(1)
+        bank.push(F.normalize(torch.randn(7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(9)),
+                              dim=1), torch.tensor([0, 1, 2, 3, -1, 1, 0]))
+        if objective == "supervised":
+            loss = training.supervised_loss(embeddings, labels, locations, CLASSES, CFG, bank,
+                                            GRID[0] * GRID[1] * classes_present(labels), blocks)
+        else:
+            loss = training.unsupervised_loss(embeddings, labels, CFG, bank, classes_present(labels))
+        loss.backward()
+        return loss.item(), embeddings.grad
+
+    whole, whole_grad = loss_and_gradient()
+    monkeypatch.setattr(losses, "PIXEL_CHUNK", 50)  # 576 pixels: 12 chunks, the last one partial
+    chunked, chunked_grad = loss_and_gradient()
+    assert abs(whole - chunked) < TOLERANCE and (whole_grad - chunked_grad).abs().max() < TOLERANCE
 
 
 def test_a_padded_crop_clusters_as_the_image_alone():

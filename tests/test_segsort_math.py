@@ -114,12 +114,12 @@ def test_vmf_n_loss_hand_computed_and_fallback():
     loss1 = -math.log(math.exp(1) / (math.exp(-1) + math.exp(0) + math.exp(1)))
     # Pixel 2 has segment id -1 (void): it does not count.
     ids, pixel_labels = torch.tensor([0, 2, -1]), torch.tensor([0, 1, 255])
-    loss = vmf_n_loss(v, ids, pixel_labels, protos, proto_labels, kappa)
+    loss = vmf_n_loss(v, ids, pixel_labels, protos, proto_labels, kappa, num_classes=2)
     assert loss.item() == pytest.approx((loss0 + loss1) / 2)
     # A bank prototype of label 1 turns pixel 1 into a vMF-N pixel; a bank row not in use (label -1) changes nothing.
     with_bank = torch.cat([protos, unit([-1, 0.0], [1, 0])])
     loss1_n = -math.log(math.exp(1) / (math.exp(1) + math.exp(-1) + math.exp(0)))
-    loss = vmf_n_loss(v, ids, pixel_labels, with_bank, torch.tensor([0, 0, 1, 1, -1]), kappa)
+    loss = vmf_n_loss(v, ids, pixel_labels, with_bank, torch.tensor([0, 0, 1, 1, -1]), kappa, num_classes=2)
     loss0_with_bank = -math.log(math.exp(0) / (math.exp(0) + math.exp(-1) + math.exp(-1)))
     assert loss.item() == pytest.approx((loss0_with_bank + loss1_n) / 2)
 
@@ -136,7 +136,7 @@ def test_losses_match_finite_difference_gradients(loss_name):
         protos = segment_means(v, segment_ids, 3)  # gradients flow through the prototypes too
         if loss_name == "vmf":
             return vmf_loss(v, segment_ids, protos, 3.0)
-        return vmf_n_loss(v, segment_ids, labels, protos, torch.tensor([0, 0, 1]), 3.0)
+        return vmf_n_loss(v, segment_ids, labels, protos, torch.tensor([0, 0, 1]), 3.0, num_classes=2)
 
     assert torch.autograd.gradcheck(loss_of, (raw,))
 
