@@ -6,8 +6,9 @@ the step is forward, loss, backward and SGD update.
 The SegSort step adds spherical k-means with location features per image, the label partition and
 the vMF-N loss against the batch's and the memory bank's prototypes. Prints both times and their ratio
 (issue target on GPU: at most 1.15x), the peak GPU memory, and, on any device, the operator calls and
-host synchronisations of one step counted with the PyTorch profiler: on a CPU those counts are the
-evidence of what would stall a GPU.
+host synchronisations of one step counted with the PyTorch profiler, on the path a GPU takes (the
+prototype tables sized on the host: segsort.train.objective_loss's static_shapes): on a CPU those counts
+are the evidence of what would stall a GPU. The times are of the device's own path.
 
     python benchmarks/train_step.py --network pspnet_resnet101 --crop 480 --batch 8      # GPU, paper size
     python benchmarks/train_step.py                                                        # CPU, tiny size
@@ -40,8 +41,10 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_step(model, optimizer, objective: str, batch, num_classes: int, params: dict, bank) -> None:
-    loss = objective_loss(model, objective, batch, num_classes, params["segsort"], bank)
+def train_step(model, optimizer, objective: str, batch, num_classes: int, params: dict, bank,
+               static_shapes: bool | None = None) -> None:
+    loss = objective_loss(model, objective, batch, num_classes, params["segsort"], bank,
+                          static_shapes=static_shapes)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -69,14 +72,16 @@ def measure(objective: str, args, params: dict, dataset: VOCLayout, device: torc
         batch = batch_of(step)
         synchronize(device)
         tic = time.perf_counter()
-        train_step(model, optimizer, objective, batch, dataset.num_classes, params, bank)
+        train_step(model, optimizer, objective, batch, dataset.num_classes, params, bank,
+                   static_shapes=args.static_shapes or None)
         synchronize(device)
         if step >= args.warmup:
             times.append(time.perf_counter() - tic)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
     batch = batch_of(args.warmup + args.steps)
+    # Counted on the path a GPU takes (static shapes), whatever the device.
     operators, syncs = count_operators(lambda: train_step(model, optimizer, objective, batch, dataset.num_classes,
-                                                          params, bank))
+                                                          params, bank, static_shapes=True))
     return {"seconds": sorted(times)[len(times) // 2], "peak_gib": peak, "operators": operators, "syncs": syncs}
 
 
@@ -87,6 +92,9 @@ def main():
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per objective")
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--static-shapes", action="store_true",
+                        help="time SegSort with the prototype tables sized on the host, as on a GPU (the default "
+                             "on a CPU sizes them exactly)")
     args = parser.parse_args()
 
     params = load_params(REPO / "params.yaml")

@@ -3,7 +3,8 @@ segments, and segment prototypes.
 
 Every function works on a whole batch at once and without host synchronisation (no `.item()`, `unique`,
 `nonzero` or boolean indexing), so that a GPU never waits for the CPU: tensor sizes come from the host
-(the grid, the number of segments a batch can at most have), never from a tensor's values.
+(the grid, the number of segments a batch can at most have), never from a tensor's values. The one
+exception is asked for by name: compact_segments(capacity=None), for tensors on the CPU.
 """
 from __future__ import annotations
 
@@ -106,17 +107,22 @@ def label_partition(cluster_ids: torch.Tensor, labels: torch.Tensor, num_cluster
     return torch.where(cluster_ids >= 0, keys, -1)
 
 
-def compact_segments(keys: torch.Tensor, num_keys: int, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
+def compact_segments(keys: torch.Tensor, num_keys: int,
+                     capacity: int | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Number the segments that occur 0..S-1, in increasing order of their dense key, in `capacity` rows.
 
     keys (N,) in 0..num_keys-1, or -1 for a pixel of no segment. capacity: at least S, a bound the host
-    knows without looking at the device (e.g. clusters x classes present in the batch's crops).
+    knows without looking at the device (e.g. clusters x classes present in the batch's crops), or None
+    for exactly S rows: S is then read back to the host, which costs nothing when the tensors live on the
+    CPU but is a host sync on a GPU.
     Returns (segment ids (N,), -1 where the key is; the key of each row (capacity,), -1 for the rows
     beyond S).
     """
     rows = torch.where(keys >= 0, keys, num_keys)                                  # -1 -> a spare last key
     present = torch.zeros(num_keys + 1, dtype=torch.bool, device=keys.device).index_fill_(0, rows, True)
     present[num_keys] = False
+    if capacity is None:
+        capacity = int(present.sum())
     rank = present.cumsum(0) - 1                                                    # segment id of each key
     slots = torch.where(present, rank, capacity)                                   # absent keys -> a spare row
     all_keys = torch.arange(num_keys + 1, device=keys.device)

@@ -200,14 +200,15 @@ def with_memory(prototypes: torch.Tensor, labels: torch.Tensor, bank: MemoryBank
     return torch.cat([prototypes, bank.prototypes()]), torch.cat([labels, bank.labels()])
 
 
-def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, bank: MemoryBank, capacity: int,
-                    blocks=None):
+def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, bank: MemoryBank,
+                    capacity: int | None, blocks=None):
     """Algorithm 1 on the whole batch at once: k-means per image, partition by labels, prototypes over the
     (global) batch, vMF-N loss against them and the memory bank's.
 
     embeddings (B, D, h, w) unit, labels (B, h, w), locations (B, 2, h, w) on the embedding grid; blocks
     (B, h, w): k-means' initial blocks laid on each crop's original image, or None to lay the grid on the crop.
-    capacity: at least the batch's number of segments, known on the host (Batch.segment_capacity).
+    capacity: rows of the prototype table, at least the batch's number of segments and known on the host
+    (Batch.segment_capacity: no host sync), or None for exactly as many (see segment_capacity).
     Void pixels (255) take no part in k-means, prototypes or the loss.
     """
     grid, iterations = tuple(segsort_cfg["grid"]), segsort_cfg["kmeans_iterations"]
@@ -218,30 +219,30 @@ def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, ban
     segment_ids, row_keys = compact_segments(keys.reshape(-1), len(labels) * num_clusters * num_classes,
                                              capacity)                                          # (N,), (S,)
     pixels, pixel_labels = pixel_rows(embeddings), labels.reshape(-1)                           # (N, D), (N,)
-    prototypes, start = gather_rows(segment_means(pixels, segment_ids, capacity))               # (S, D)
+    prototypes, start = gather_rows(segment_means(pixels, segment_ids, len(row_keys)))          # (S, D)
     prototype_labels, _ = gather_rows(torch.where(row_keys >= 0, row_keys % num_classes, -1))
     own_ids = torch.where(segment_ids >= 0, segment_ids + start, -1)
-    loss = mean_over_batch(embeddings, capacity > 0, valid.sum(), lambda: vmf_n_loss(
+    loss = mean_over_batch(embeddings, len(row_keys) > 0, valid.sum(), lambda: vmf_n_loss(
         pixels, own_ids, pixel_labels, *with_memory(prototypes, prototype_labels, bank), segsort_cfg["kappa"],
         num_classes))
     bank.push(prototypes, prototype_labels)
     return loss
 
 
-def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank, capacity: int):
+def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank, capacity: int | None):
     """Eq. 8 with the pseudo-segments as the segments, prototypes over the whole (global) batch, and the
     memory bank's prototypes as further negatives when the bank keeps any (`unsupervised_memory`).
-    segments (B, h, w) pseudo-segment ids below 255, 255 for none; capacity: at least the batch's number
-    of pseudo-segments, known on the host (Batch.segment_capacity)."""
+    segments (B, h, w) pseudo-segment ids below 255, 255 for none; capacity: rows of the prototype table,
+    as for supervised_loss."""
     valid = segments != IGNORE_LABEL
     image = torch.arange(len(segments), device=segments.device)[:, None, None]
     keys = torch.where(valid, image * PSEUDO_SEGMENT_KEYS + segments, -1).reshape(-1)           # (N,)
     segment_ids, row_keys = compact_segments(keys, len(segments) * PSEUDO_SEGMENT_KEYS, capacity)
     pixels = pixel_rows(embeddings)
-    prototypes, start = gather_rows(segment_means(pixels, segment_ids, capacity))
+    prototypes, start = gather_rows(segment_means(pixels, segment_ids, len(row_keys)))
     in_use, _ = gather_rows(torch.where(row_keys >= 0, 0, -1))  # unsupervised rows: label 0 in use, -1 not
     all_prototypes, all_labels = with_memory(prototypes, in_use, bank)
-    loss = mean_over_batch(embeddings, capacity > 0, valid.sum(), lambda: vmf_loss(
+    loss = mean_over_batch(embeddings, len(row_keys) > 0, valid.sum(), lambda: vmf_loss(
         pixels, torch.where(segment_ids >= 0, segment_ids + start, -1), all_prototypes, segsort_cfg["kappa"],
         all_labels >= 0))
     bank.push(prototypes, in_use)
@@ -274,14 +275,20 @@ def softmax_loss(logits, labels):
 
 
 def objective_loss(model, objective: str, batch: Batch, num_classes: int, segsort_cfg: dict, bank: MemoryBank,
-                   autocast: bool = False):
+                   autocast: bool = False, static_shapes: bool | None = None):
     """The network's output on a batch and the loss of `objective` on it (None if every pixel is ignore).
     autocast: run the network in bfloat16 (GPU mixed precision); the SegSort embedding head and its
-    normalisation (segsort.models), k-means and the losses run in float32."""
+    normalisation (segsort.models), k-means and the losses run in float32.
+    static_shapes: size the prototype table by the bound counted on the host (Batch.segment_capacity), so
+    that the step makes no host sync; else by the exact segment count. Default: on a GPU only. On a CPU
+    reading the count costs nothing, and the bound's spare rows (2 to 4 times the segments on the tiny
+    dataset) cost time in every loss term."""
     with torch.autocast(batch.images.device.type, dtype=torch.bfloat16, enabled=autocast):
         outputs = model(batch.images)
     outputs = outputs.float()
     size = outputs.shape[-2:]
+    if static_shapes is None:
+        static_shapes = outputs.is_cuda
     if objective == "softmax":
         return softmax_loss(outputs, batch.labels)
     if objective == "supervised":
@@ -289,9 +296,10 @@ def objective_loss(model, objective: str, batch: Batch, num_classes: int, segsor
         grid = segsort_cfg["grid"]
         return supervised_loss(outputs, to_embedding_grid(batch.labels, size),
                                to_embedding_grid(batch.locations, size), num_classes, segsort_cfg, bank,
-                               batch.segment_capacity(objective, grid[0] * grid[1]), blocks)
+                               batch.segment_capacity(objective, grid[0] * grid[1]) if static_shapes else None,
+                               blocks)
     return unsupervised_loss(outputs, to_embedding_grid(batch.segments, size), segsort_cfg, bank,
-                             batch.segment_capacity(objective, 0))
+                             batch.segment_capacity(objective, 0) if static_shapes else None)
 
 
 def make_optimizer(model, lr: float, optim_cfg: dict) -> torch.optim.SGD:

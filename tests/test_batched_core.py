@@ -110,21 +110,23 @@ def test_a_padded_crop_clusters_as_the_image_alone():
     assert torch.equal(padded[:, :, :8], alone) and (padded[:, :, 8:] == -1).all()
 
 
-def run_steps(objective: str, memory_batches: int, steps: int = 4):
-    """Losses and embedding gradients of both cores over `steps` steps, each core with its own memory bank."""
+def run_steps(objective: str, memory_batches: int, static_shapes: bool, steps: int = 4):
+    """Losses and embedding gradients of both cores over `steps` steps, each core with its own memory bank;
+    the batched core's prototype tables sized by the host's bound (static_shapes) or exactly."""
     new_bank, old_bank = MemoryBank(memory_batches), reference.MemoryBank(memory_batches)
     results = []
     for step in range(steps):
         embeddings, labels, locations, blocks = random_batch(step, rare_class=step == 0)
         old_embeddings = embeddings.detach().clone().requires_grad_()
         if objective == "supervised":
-            new = training.supervised_loss(embeddings, labels, locations, CLASSES, CFG, new_bank,
-                                           GRID[0] * GRID[1] * classes_present(labels), blocks)
+            capacity = GRID[0] * GRID[1] * classes_present(labels) if static_shapes else None
+            new = training.supervised_loss(embeddings, labels, locations, CLASSES, CFG, new_bank, capacity, blocks)
             old = reference.supervised_loss(old_embeddings, labels, locations, CLASSES, CFG, old_bank, blocks)
         else:
             segments = labels * 3 + torch.arange(labels.shape[-1]) // 4  # pseudo-segments: any id map
             segments[labels == IGNORE_LABEL] = IGNORE_LABEL
-            new = training.unsupervised_loss(embeddings, segments, CFG, new_bank, classes_present(segments))
+            capacity = classes_present(segments) if static_shapes else None
+            new = training.unsupervised_loss(embeddings, segments, CFG, new_bank, capacity)
             old = reference.unsupervised_loss(old_embeddings, segments, CFG, old_bank)
         new.backward()
         old.backward()
@@ -132,10 +134,11 @@ def run_steps(objective: str, memory_batches: int, steps: int = 4):
     return results
 
 
+@pytest.mark.parametrize("static_shapes", [True, False])
 @pytest.mark.parametrize("objective, memory_batches", [("supervised", 0), ("supervised", 2),
                                                        ("unsupervised", 0), ("unsupervised", 2)])
-def test_batched_losses_equal_the_per_image_reference(objective, memory_batches):
-    for new_loss, old_loss, new_grad, old_grad in run_steps(objective, memory_batches):
+def test_batched_losses_equal_the_per_image_reference(objective, memory_batches, static_shapes):
+    for new_loss, old_loss, new_grad, old_grad in run_steps(objective, memory_batches, static_shapes):
         assert abs(new_loss - old_loss) < TOLERANCE
         assert (new_grad - old_grad).abs().max() < TOLERANCE
         assert new_grad.abs().sum() > 0
