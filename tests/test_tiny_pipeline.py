@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -50,8 +51,12 @@ def test_table3_matches_committed_numbers(pipeline_run):
                              check=True).stdout  # in its own process, as a stage computes
     same_numerics = f"numerics fingerprint: {REPORTS_NUMERICS}" in printed
     spread = pd.read_csv(REPO / "reports/tiny/table3_seeds.csv").set_index("model").reindex(expected["model"])
+    trained = spread["seeds"].to_numpy() > 1  # row 1 trains nothing: equal on every machine
     for column in ("mIoU", "f-measure"):
-        tolerance = 0.0 if same_numerics else 2 * spread[f"{column} std"].fillna(0.0).to_numpy()
+        # Twice the seeds' standard deviation pooled over the trained rows: three seeds per row alone give
+        # a std that can be off by a factor of three (row 2's f-measure: 0.21, the others 1.5 to 2.6).
+        pooled = float(np.sqrt(np.mean(np.square(spread[f"{column} std"].to_numpy()[trained]))))
+        tolerance = 0.0 if same_numerics else np.where(trained, 2 * pooled, 0.0)
         difference = (produced[column] - expected[column]).abs().to_numpy()
         assert (difference <= tolerance + 1e-9).all(), (same_numerics, pd.concat(
             [expected[["model", column]], produced[column].rename("now")], axis=1))
