@@ -217,12 +217,15 @@ def training_workloads(params: dict):
 
 
 def measure_training(record: Recorder, params: dict, root: Path, segments_dir: Path, work: Path, device,
-                     warmup: int, steps: int, data_threads: int | None):
-    """data_threads: as the train stage sets it from params (None), or this number."""
+                     warmup: int, steps: int, data_threads: int | None, networks: list[str] | None):
+    """data_threads: as the train stage sets it from params (None), or this number; networks: only these
+    (None: every network the dataset's runs train)."""
     names = class_names(params["dataset"])
     if data_threads is None:
         data_threads = params["data_threads"] if device.type == "cuda" else 0
     for (network, objective, batch_size, crop), schedule in training_workloads(params).items():
+        if networks and network not in networks:
+            continue
         dataset = VOCLayout(root, "train_aug", len(names), with_labels=objective != "unsupervised",
                             segments_dir=segments_dir if objective == "unsupervised" else None)
         head = "softmax" if objective == "softmax" else "segsort"
@@ -259,9 +262,10 @@ def timed_per_image(run, root: Path, num_classes: int, device, **layout) -> floa
     return (time.perf_counter() - tic) / len(dataset)
 
 
-def measure_inference(record: Recorder, params: dict, root: Path, work: Path, device, images: int):
-    """Per-image cost of the bank, SegSort evaluation and softmax evaluation of each evaluated network:
-    the stages' own library functions, scoring and the HDF5 bank file included."""
+def measure_inference(record: Recorder, params: dict, root: Path, work: Path, device, images: int,
+                      networks: list[str] | None):
+    """Per-image cost of the bank, SegSort evaluation and softmax evaluation of each evaluated network
+    (or only of `networks`): the stages' own library functions, scoring and the HDF5 bank file included."""
     names = class_names(params["dataset"])
     config = InferenceConfig.from_params(params)
     grid, iterations = tuple(params["segsort"]["grid"]), params["segsort"]["kmeans_iterations"]
@@ -276,8 +280,10 @@ def measure_inference(record: Recorder, params: dict, root: Path, work: Path, de
     (lists / "timed.txt").write_text("".join(i + "\n" for i in ids[1:images + 1]))
     views = len(config.scales) * (2 if config.flip else 1)
     evaluated = params["evaluation"]["kmeans_models"] + params["evaluation"]["softmax_models"]
-    networks = model_networks(params)
-    for network, head in dict.fromkeys(networks[name] for name in evaluated if name in networks):
+    of_model = model_networks(params)
+    for network, head in dict.fromkeys(of_model[name] for name in evaluated if name in of_model):
+        if networks and network not in networks:
+            continue
         torch.manual_seed(params["seed"])
         model = build_model(network_config(params["networks"][network], head, params["embedding_dim"],
                                            len(names))).to(device).eval()
@@ -310,9 +316,9 @@ def measure(args) -> None:
             segments = measure_pseudo_segments(record, params, root, Path(tmp), device, args.hed_weights, args.cores)
             if "train" in args.stages:
                 measure_training(record, params, root, segments, Path(tmp), device, args.warmup, args.steps,
-                                 args.data_threads)
+                                 args.data_threads, args.networks)
             if "inference" in args.stages:
-                measure_inference(record, params, root, Path(tmp), device, args.inference_images)
+                measure_inference(record, params, root, Path(tmp), device, args.inference_images, args.networks)
 
 
 # ---------------------------------------------------------------------------------------------- estimate
@@ -439,6 +445,8 @@ def main():
     m.add_argument("--inference-images", type=int, default=2, help="timed images of the bank and evaluation")
     m.add_argument("--stages", nargs="+", choices=("train", "inference"), default=["train", "inference"],
                    help="what to measure besides the contours and pseudo-segments (default: both)")
+    m.add_argument("--networks", nargs="+", default=None,
+                   help="train and evaluate only these networks of params.yaml (default: every one the runs use)")
     m.add_argument("--data-threads", type=int, default=None,
                    help="batch-making threads of training (default: as the train stage, from params)")
     m.add_argument("--hed-weights", type=Path, default=None,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, then run the whole test suite (it includes a rebuild of the tiny Table 3, about 15 minutes on 2 cores).
+# Set up, then run the whole test suite (it includes a rebuild of three rows of the tiny Table 3, about 11 minutes on 2 cores).
 # Arguments go to pytest: `bash scripts/test.sh -m "not slow"` is the quick loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -57,7 +57,8 @@ def test_stage_times_measures_every_stage_of_a_dataset(tmp_path):
     out = tmp_path / "throughput.csv"
     result = subprocess.run([sys.executable, "benchmarks/stage_times.py", "measure", "--datasets", "tiny",
                              "--out", str(out), "--threads", "1", "--cores", "2", "--warmup", "0", "--steps", "1",
-                             "--inference-images", "1", "--device", "cpu"],
+                             "--inference-images", "1", "--device", "cpu",
+                             "--networks", "lite0_pyramid", "pspnet_resnet101"],  # the smallest and the largest
                             cwd=REPO, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     import csv

@@ -68,16 +68,17 @@ def dvc_stages(repo: Path) -> dict:
     return stages
 
 
-def dvc_downstream(repo: Path, addresses: set[str], target: str) -> set[str]:
+def dvc_downstream(repo: Path, addresses: set[str], targets: tuple[str, ...]) -> set[str]:
     """The given DVC stages and every stage that depends on them, directly or not, among the stages
-    `dvc repro <target>` runs (the target and what it depends on), in DVC's own graph."""
+    `dvc repro <targets>` runs (the targets and what they depend on), in DVC's own graph."""
     import networkx as nx
     from dvc.repo import Repo
 
     with working_directory(repo):
         graph = Repo(str(repo)).index.graph  # edges point from a stage to the stages it depends on
         by_address = {stage.addressing: stage for stage in graph.nodes}
-        upstream = {by_address[target], *nx.descendants(graph, by_address[target])}
+        upstream = {stage for target in targets for stage in [by_address[target],
+                                                             *nx.descendants(graph, by_address[target])]}
         downstream = {stage for address in addresses for stage in [by_address[address],
                                                                    *nx.ancestors(graph, by_address[address])]}
         return {stage.addressing for stage in downstream & upstream}

@@ -7,7 +7,6 @@ from pathlib import Path
 from urllib.error import URLError
 
 import torch
-import torchvision
 from torch import nn
 
 from segsort.io import DataError
@@ -15,6 +14,14 @@ from segsort.models.efficientnet_lite import EfficientNetLite0, load_imagenet_we
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def torchvision_models():
+    """torchvision.models, imported on first use: importing torchvision loads torch._dynamo (about 3 s of
+    every stage process's start here), which the stages of EfficientNet-Lite0 models never need."""
+    import torchvision.models
+
+    return torchvision.models
 
 
 class Lite0Backbone(EfficientNetLite0):
@@ -46,7 +53,7 @@ class MobileNetV2Backbone(nn.Module):
         if output_stride not in (16, 32):
             raise ValueError("mobilenet_v2 supports output_stride 16 or 32")
         self.strides = (4, output_stride)
-        self.features = torchvision.models.mobilenet_v2().features[:-1]  # without the 1280-channel conv
+        self.features = torchvision_models().mobilenet_v2().features[:-1]  # without the 1280-channel conv
         if output_stride == 16:
             self.features[14].conv[1][0].stride = (1, 1)
             for block in self.features[15:]:
@@ -61,7 +68,7 @@ class MobileNetV2Backbone(nn.Module):
         return low_level, x
 
     def load_imagenet(self) -> None:
-        state = torchvision_state_dict("mobilenet_v2", torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1)
+        state = torchvision_state_dict("mobilenet_v2", torchvision_models().MobileNet_V2_Weights.IMAGENET1K_V1)
         self.load_state_dict({k: v for k, v in state.items() if k.startswith("features.")
                               and not k.startswith("features.18.")})
 
@@ -78,7 +85,7 @@ class ResNet101Backbone(nn.Module):
         if output_stride not in (8, 16, 32):
             raise ValueError("resnet101 supports output_stride 8, 16 or 32")
         self.strides = (4, output_stride)
-        self.net = torchvision.models.resnet101(
+        self.net = torchvision_models().resnet101(
             replace_stride_with_dilation=[False, output_stride == 8, output_stride <= 16])
         del self.net.fc
 
@@ -89,7 +96,7 @@ class ResNet101Backbone(nn.Module):
         return low_level, net.layer4(net.layer3(net.layer2(low_level)))
 
     def load_imagenet(self) -> None:
-        state = torchvision_state_dict("resnet101", torchvision.models.ResNet101_Weights.IMAGENET1K_V1)
+        state = torchvision_state_dict("resnet101", torchvision_models().ResNet101_Weights.IMAGENET1K_V1)
         self.net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
 
 
