@@ -39,7 +39,8 @@ import torch
 import yaml
 
 from segsort.bank import Bank
-from segsort.contours.hed import HED, contour_batches, load_weights, save_contours
+from segsort.contours.hed import HED, contour_batches, load_weights
+from segsort.contours.maps import save_contours
 from segsort.contours.owt_ucm import segment_contour_file
 from segsort.data import class_names
 from segsort.data.cityscapes import SPLITS as CITYSCAPES_SPLITS

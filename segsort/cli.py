@@ -22,7 +22,7 @@ from segsort.checkpoint import file_sha256, load_model
 from segsort.data import class_names
 from segsort.explain import PALETTE, explain_image, retrieval_figure
 from segsort.inference import InferenceConfig, model_device, segsort_labels, softmax_labels
-from segsort.io import DataError, atomic_path, read_image, write_label_png
+from segsort.io import DataError, PipelineError, atomic_path, read_image, write_label_png
 from segsort.stage import add_device_argument, load_params, setup_torch, stage_device
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return predict(args) if args.command == "predict" else explain(args)
-    except DataError as err:
+    except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
-from segsort.io import DataError, atomic_path
+from segsort.io import DataError, PipelineError, atomic_path
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60
@@ -30,7 +30,7 @@ DIGEST_LENGTHS = {"md5": 32, "sha256": 64}
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(PipelineError):
     """A download that failed or delivered the wrong bytes; the message names the file."""
 
 

@@ -15,8 +15,13 @@ from PIL import Image, UnidentifiedImageError
 IGNORE_LABEL = 255
 
 
-class DataError(ValueError):
-    """Bad input data. The message always names the offending file."""
+class PipelineError(Exception):
+    """A failure the user can act on: bad input, a failed download, a training that cannot go on. A stage
+    prints it as one line (segsort.stage.stage_main); any other exception is a bug and keeps its traceback."""
+
+
+class DataError(PipelineError, ValueError):
+    """Bad input data. The message always names the offending file (or parameter key)."""
 
 
 def voc_palette() -> list[int]:

@@ -10,31 +10,60 @@ from pathlib import Path
 
 import yaml
 
-from segsort.io import DataError
+from segsort.config import validate_params
+from segsort.io import DataError, PipelineError
 
 
 def load_params(path: str | Path = "params.yaml", overrides: list[str] | None = None) -> dict:
-    """params.yaml, with the active preset's sections (`segsort`, `schedules`) at the top level, then the
-    `KEY=VALUE` overrides applied (dotted keys into that view, YAML values: `segsort.grid=[3,3]`)."""
+    """params.yaml with the `KEY=VALUE` overrides applied (dotted keys, YAML values: `segsort.grid=[3,3]`; a
+    key of the dataset's preset needs no `presets.<dataset>.` prefix), checked against the schema of
+    segsort.config, then with the active preset's sections (`segsort`, `schedules`...) at the top level."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: parameter file is missing")
-    params = with_active_preset(yaml.safe_load(path.read_text()), path)
+    params = read_params_file(path)
     for override in overrides or []:
         set_dotted(params, override)
+    validate_params(params, path if not overrides else f"{path} with --set {' '.join(overrides)}")
+    return with_active_preset(params, path)
+
+
+def read_params_file(path: Path) -> dict:
+    """The YAML of a parameter file; a missing file or broken YAML is a DataError naming it."""
+    if not path.is_file():
+        raise DataError(f"{path}: parameter file is missing")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise DataError(f"{path}: not valid YAML ({yaml_problem(err)})") from None
+    if not isinstance(params, dict):
+        raise DataError(f"{path}: expected a mapping of parameters")
     return params
 
 
 def set_dotted(params: dict, override: str) -> None:
-    """Apply one `KEY=VALUE` override; the key must already exist, so a typo cannot add a silent new key."""
+    """Apply one `KEY=VALUE` override to the file's parameters. The key must already exist, so a typo cannot
+    add a silent new key; a key of the dataset's preset (`segsort.grid`) is looked up in that preset."""
     key, sep, value = override.partition("=")
-    *parents, last = key.split(".")
+    parts = key.split(".")
+    preset = params.get("presets", {}).get(params.get("dataset"))
+    if isinstance(preset, dict) and parts[0] in preset:
+        parts = ["presets", params["dataset"], *parts]
+    *parents, last = parts
     node = params
     for part in parents:
         node = node.get(part) if isinstance(node, dict) else None
     if not sep or not isinstance(node, dict) or last not in node:
         raise DataError(f"--set {override!r}: expected KEY=VALUE with KEY an existing dotted key of the parameters")
-    node[last] = yaml.safe_load(value)
+    try:
+        node[last] = yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise DataError(f"--set {override!r}: the value is not valid YAML ({yaml_problem(err)})") from None
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """What a YAML parser complains of, and where, in one line."""
+    where = getattr(err, "problem_mark", None)
+    return (getattr(err, "problem", None) or str(err).splitlines()[0]) + (
+        f" at line {where.line + 1}, column {where.column + 1}" if where else "")
 
 
 def with_active_preset(params: dict, source: str | Path = "params") -> dict:
@@ -148,12 +177,13 @@ def setup_torch(params: dict, threads: int | None = None) -> None:
 
 
 def stage_main(main):
-    """Run a stage's main(); bad input (DataError) and training failures exit 1 with one clear line."""
+    """Run a stage's main(); the project's own errors (PipelineError: bad input, a failed download, a training
+    that cannot go on) exit 1 with one clear line. Anything else is a bug: it keeps its traceback."""
     @functools.wraps(main)
     def wrapper():
         try:
             main()
-        except (DataError, RuntimeError) as err:
+        except PipelineError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)
     return wrapper

@@ -27,7 +27,7 @@ from segsort.checkpoint import load_checkpoint, save_checkpoint
 from segsort.clustering import cluster_pixels, compact_segments, label_partition, segment_means
 from segsort.data.voc import VOCLayout, augment, check_split
 from segsort.distributed import all_sum, gather_rows, rank_and_size, share_of_global_mean
-from segsort.io import IGNORE_LABEL, atomic_path
+from segsort.io import IGNORE_LABEL, PipelineError, atomic_path
 from segsort.losses import MemoryBank, vmf_loss, vmf_n_loss
 
 
@@ -36,7 +36,11 @@ RUN_OBJECTIVES = {"unsupervised_runs": "unsupervised", "supervised_runs": "super
 PSEUDO_SEGMENT_KEYS = 256  # dense keys per image of the unsupervised loss: pseudo-segment ids are below 255
 
 
-class NonFiniteLoss(RuntimeError):
+class TrainingError(PipelineError):
+    """Training cannot go on: a non-finite loss, or nothing to learn from."""
+
+
+class NonFiniteLoss(TrainingError):
     pass
 
 
@@ -426,7 +430,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     if writer:
         writer.close()
     if not log_rows:
-        raise RuntimeError(f"{log_path.parent.name}: every crop was ignore, nothing was trained")
+        raise TrainingError(f"{log_path.parent.name}: every crop was ignore, nothing was trained")
     if rank == 0:
         write_log(log_path, log_rows)
 

@@ -28,9 +28,10 @@ def main():
     params = load_params(args.params, args.set)
     setup_torch(params)
     section = params["comparison_figures"]
-    if args.figure not in section or args.figure == "images_per_pair":
+    if args.figure not in section:
         raise DataError(f"{args.params}: comparison_figures has no figure {args.figure!r}")
-    figure, count = section[args.figure], section["images_per_pair"]
+    figure = section[args.figure]
+    count = figure["images_per_pair"]
     names = class_names(params["dataset"])
     config = InferenceConfig.from_params(params)
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names))

@@ -18,13 +18,9 @@ def main():
     p = parser(__doc__)
     add_segmentation_arguments(p)
     p.add_argument("--bank", type=Path, help="HDF5 prototype bank of the same model (SegSort models)")
-    p.add_argument("--kmeans-iterations", type=int, help="override the preset's inference.kmeans_iterations")
-    p.add_argument("--knn-k", type=int, help="override the preset's inference.knn_k")
     p.add_argument("--out", required=True, type=Path, help="metrics JSON to write")
     args = p.parse_args()
     params = load_params(args.params, args.set)
-    overrides = {"kmeans_iterations": args.kmeans_iterations, "knn_k": args.knn_k}
-    params["inference"] = {**params["inference"], **{k: v for k, v in overrides.items() if v is not None}}
     setup_torch(params)
     names = class_names(params["dataset"])
     config = InferenceConfig.from_params(params)

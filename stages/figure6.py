@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segsort.contours.hed import detect_contours, load_contours, load_hed
+from segsort.contours.hed import detect_contours, load_hed
+from segsort.contours.maps import load_contours
 from segsort.contours.quality import check_real_samples, pseudo_segments
 from segsort.data.voc import image_path
 from segsort.figures import pseudo_segments_figure

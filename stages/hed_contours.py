@@ -6,7 +6,8 @@ parameters, does the rest.
 """
 from pathlib import Path
 
-from segsort.contours.hed import contour_batches, load_hed, save_contours
+from segsort.contours.hed import contour_batches, load_hed
+from segsort.contours.maps import save_contours
 from segsort.data.voc import image_path
 from segsort.io import DataError, ResumableFolder, atomic_file, files_fingerprint, read_id_list
 from segsort.stage import add_device_argument, load_params, parser, setup_torch, stage_device, stage_main

@@ -11,6 +11,7 @@ from pathlib import Path
 from segsort.data.cityscapes import build_cityscapes
 from segsort.data.pascal import build_voc2012
 from segsort.data.tiny import generate_tiny_dataset
+from segsort.io import DataError
 from segsort.stage import load_params, parser, stage_main
 
 
@@ -29,7 +30,7 @@ def main():
     elif params["dataset"] == "cityscapes":
         build_cityscapes(args.out, args.downloads)
     else:
-        raise RuntimeError(f"dataset {params['dataset']!r} is not supported (supported: tiny, voc2012, cityscapes)")
+        raise DataError(f"params.yaml dataset: {params['dataset']!r} is not supported (supported: tiny, voc2012, cityscapes)")
 
 
 if __name__ == "__main__":

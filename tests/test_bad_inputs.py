@@ -11,7 +11,8 @@ import yaml
 from PIL import Image
 
 from segsort.io import DataError, read_id_list, read_image, read_label_map, write_label_png
-from segsort.stage import load_params
+from segsort.stage import load_params, stage_main
+from segsort.train import NonFiniteLoss
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,25 @@ def test_corrupt_and_missing_images_are_named(tmp_path):
         read_image(corrupt)
     with pytest.raises(DataError, match="absent.jpg: image file is missing"):
         read_image(tmp_path / "absent.jpg")
+
+
+@pytest.mark.parametrize("error", [DataError("a.png: cannot decode image"), NonFiniteLoss("non-finite loss at step 3")])
+def test_the_projects_errors_exit_with_one_line(error, capsys):
+    def main():
+        raise error
+
+    with pytest.raises(SystemExit) as exited:
+        stage_main(main)()
+    assert exited.value.code == 1 and capsys.readouterr().err == f"error: {error}\n"
+
+
+def test_a_bug_keeps_its_traceback():
+    """torch raises RuntimeError for shape and device errors: those are bugs, not bad input."""
+    def main():
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        stage_main(main)()
 
 
 def test_label_map_size_and_range_are_checked(tmp_path):
@@ -82,9 +102,9 @@ def test_missing_params_file_is_named(tmp_path):
 def test_the_dataset_has_a_preset_whose_sections_stay_inside_it(tmp_path, params_file):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({**params_file, "dataset": "voc2007"}))
-    with pytest.raises(DataError, match=r"dataset 'voc2007' has no preset \(presets: \['cityscapes', 'tiny', 'voc2012'\]\)"):
+    with pytest.raises(DataError, match=r"params.yaml: dataset: 'voc2007' has no preset \(presets: \['cityscapes', 'tiny', 'voc2012'\]\)"):
         load_params(path)
     path.write_text(yaml.safe_dump({**params_file, "segsort": {"kappa": 5.0}}))
-    with pytest.raises(DataError, match=r"\['segsort'\] belong inside a preset"):
+    with pytest.raises(DataError, match=r"params.yaml: segsort: unknown key"):
         load_params(path)
     assert load_params(REPO / "params.yaml")["schedules"] == params_file["presets"]["tiny"]["schedules"]

@@ -46,7 +46,10 @@ def models(tmp_path_factory, small_dataset, params):
 
 def run_figure(tmp_path, params_file, small_dataset, models, pairs, first_image=1):
     p = dict(params_file)
-    p["comparison_figures"] = {"fig": {"pairs": pairs, "first_image": first_image}, "images_per_pair": 2}
+    p["comparison_figures"] = {"fig": {"pairs": pairs, "first_image": first_image, "images_per_pair": 2}}
+    run = {"network": "lite0_pyramid", "split": "train", "init": "imagenet_lite0_pyramid", "schedule": "supervised"}
+    p["softmax_runs"] = {**p["softmax_runs"], "soft": run}  # the figure's models are runs of params.yaml
+    p["supervised_runs"] = {**p["supervised_runs"], "sort": run, "other": run}
     p["presets"] = {**p["presets"], "tiny": {**p["presets"]["tiny"], "segsort": {
         **p["presets"]["tiny"]["segsort"], "grid": [3, 3]}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))

@@ -127,7 +127,7 @@ def test_side_output_upsampling_matches_tf_half_pixel_bilinear():
 
 
 def test_thin_contours_keeps_the_crest_only():
-    from segsort.contours.hed import thin_contours
+    from segsort.contours.maps import thin_contours
 
     contours = np.zeros((40, 40))
     contours[:, 17:24] = gaussian_filter(np.eye(7)[3], 1.2)[None, :] * 3   # a thick vertical ridge, crest at 20
@@ -277,7 +277,7 @@ def test_hed_stage_stops_on_a_corrupt_image_and_writes_nothing(small_dataset, tm
 
 @pytest.mark.slow
 def test_pseudo_segment_stage_writes_labels_and_ucms(tmp_path):
-    from segsort.contours.hed import save_contours
+    from segsort.contours.maps import save_contours
 
     contours_dir = tmp_path / "contours"
     contours_dir.mkdir()
@@ -347,7 +347,7 @@ def test_pseudo_segment_stage_resumes_an_interrupted_run(tmp_path):
     import signal
     import time
 
-    from segsort.contours.hed import save_contours
+    from segsort.contours.maps import save_contours
 
     contours_dir = tmp_path / "contours"
     contours_dir.mkdir()

@@ -22,8 +22,8 @@ def run_stage(args: list, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_softmax_run_trains_a_classifier_head_and_is_evaluated_without_a_bank(small_dataset, small_params_file,
                                                                               tmp_path):
-    params = {**small_params_file, "softmax_runs": {
-        "softmax_tiny": {"network": "lite0_pyramid", "split": "train", "init": "imagenet", "schedule": "supervised"}}}
+    params = {**small_params_file, "softmax_runs": {**small_params_file["softmax_runs"],
+        "softmax_tiny": {"network": "lite0_pyramid", "split": "train", "init": "imagenet_lite0_pyramid", "schedule": "supervised"}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     init, model = tmp_path / "imagenet.pt", tmp_path / "softmax_tiny" / "model.pt"
     assert run_stage([REPO / "stages/imagenet_model.py", "--network", "lite0_pyramid", "--out", init],

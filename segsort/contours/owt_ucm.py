@@ -32,38 +32,12 @@ from pathlib import Path
 
 import higra as hg
 import numpy as np
-from scipy.ndimage import convolve1d
+from PIL import Image
 
-from segsort.io import DataError
+from segsort.contours.maps import contour_orientation, load_contours, thin_contours
+from segsort.io import DataError, atomic_file
 
 MAX_SEGMENTS = 255  # segment ids are uint8 and 255 means "no segment" downstream
-
-
-def triangle_smooth(image: np.ndarray, radius: int = 4) -> np.ndarray:
-    """Separable triangle filter [1 2 .. r+1 .. 2 1] / (r+1)^2, symmetric padding (convTri)."""
-    kernel = np.r_[np.arange(1, radius + 2), np.arange(radius, 0, -1)] / float(radius + 1) ** 2
-    out = convolve1d(image, kernel, axis=0, mode="reflect")
-    return convolve1d(out, kernel, axis=1, mode="reflect")
-
-
-def _gradient(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.gradient along rows and columns; 0 along an axis of length 1."""
-    return tuple(np.gradient(a, axis=axis) if a.shape[axis] > 1 else np.zeros_like(a) for axis in (0, 1))
-
-
-def contour_orientation(contours: np.ndarray, radius: int = 4) -> np.ndarray:
-    """Orientation of the contour normal in [0, pi), x = columns, y = rows (down).
-
-    O = atan(E_yy * sign(-E_xy) / E_xx) of the triangle-smoothed E, as in the structured-edge toolbox (and
-    `hg.gradient_orientation`), except that sign(0) counts as +1: with the plain sign an exactly
-    axis-aligned horizontal contour (E_xy == 0) would get orientation 0 instead of pi/2.
-    """
-    smooth = triangle_smooth(np.asarray(contours, dtype=np.float64), radius)
-    dy, dx = _gradient(smooth)
-    dyy, dxy = _gradient(dy)
-    _, dxx = _gradient(dx)
-    sign = np.where(dxy > 0, -1.0, 1.0)
-    return np.mod(np.arctan2(dyy * sign, dxx), np.pi)
 
 
 def _edge_orientations(graph, orientation: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -281,11 +255,6 @@ def segment_contour_file(job: tuple[Path, Path, dict]) -> list[str]:
     job = (contour map path, output folder, the `pseudo_segments` params). Returns the warnings to show
     (a raised cut, a single segment), each naming the file. Runs in worker processes of the stage.
     """
-    from PIL import Image
-
-    from segsort.contours.hed import load_contours, thin_contours
-    from segsort.io import atomic_file
-
     path, out, cfg = job
     contours = load_contours(path)
     if cfg["thin_contours"]:

@@ -20,7 +20,8 @@ from PIL import Image
 
 from segsort.boundaries import (BSDS_MAX_DISTANCE, BoundaryCounts, achievable_segmentation_accuracy,
                                 contour_counts, contour_scores, match_boundaries, segmentation_boundaries)
-from segsort.contours.hed import HED, detect_contours, thin_contours
+from segsort.contours.hed import HED, detect_contours
+from segsort.contours.maps import thin_contours
 from segsort.contours.owt_ucm import cut_hierarchy, owt_ucm
 from segsort.io import DataError, read_image, read_label_map
 from segsort.parallel import map_with_progress

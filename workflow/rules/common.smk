@@ -3,6 +3,8 @@ from pathlib import Path
 
 import yaml
 
+from segsort.config import validate_params
+
 
 def dotted_differences(a, b, prefix=""):
     """The dotted keys whose values differ between two parameter trees."""
@@ -19,6 +21,7 @@ if OVERRIDDEN:
     raise ValueError(f"--config/--configfile override {', '.join(OVERRIDDEN)}: the stages read params.yaml, not "
                      f"Snakemake's config, so edit params.yaml instead")
 
+validate_params(config)  # unknown keys, wrong types, values out of range: one line each, naming the key
 DATA = f"data/{config['dataset']}"
 REPORTS = f"reports/{config['dataset']}"  # each dataset's tables and figures; outputs of datasets never mix
 PRESET = f"presets.{config['dataset']}"

@@ -154,7 +154,8 @@ rule inference_sweep:
         f"{DATA}/logs/inference_sweep/{{iterations}}-{{k}}.log",
     shell:
         "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
-        " --kmeans-iterations {wildcards.iterations} --knn-k {wildcards.k} --out {output} --log {log}"
+        " --set inference.kmeans_iterations={wildcards.iterations} --set inference.knn_k={wildcards.k}"
+        " --out {output} --log {log}"
 
 
 rule fig13_knn:

@@ -1,7 +1,7 @@
 # Figures drawn from trained models and their banks: 4 and 14 (softmax vs SegSort side by side),
 # 8 (FINCH groups of prototypes), 9 and 10 (t-SNE maps of prototypes). One rule per figure, named after
 # it as its DVC stage is.
-COMPARISONS = {name: figure for name, figure in config["comparison_figures"].items() if name != "images_per_pair"}
+COMPARISONS = config["comparison_figures"]
 PROTOTYPE_FIGURES = config["prototype_figures"]["models"]
 
 for figure, spec in COMPARISONS.items():
@@ -17,7 +17,7 @@ for figure, spec in COMPARISONS.items():
             f"{REPORTS}/figures/{figure}.png",
         params:
             figure=figure,  # the shell command runs after the loop: it must not read the loop variables
-            tracked=params_of(*EVAL_PARAMS, f"comparison_figures.{figure}", "comparison_figures.images_per_pair"),
+            tracked=params_of(*EVAL_PARAMS, f"comparison_figures.{figure}"),
         threads: config["threads"]
         log:
             f"{DATA}/logs/{figure}.log",
