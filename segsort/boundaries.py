@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import higra as hg
 import numpy as np
 from skimage.morphology import thin
 
@@ -62,6 +61,8 @@ class BoundaryCounts:
 def match_boundaries(machine: np.ndarray, humans: list[np.ndarray],
                      max_distance: float = BSDS_MAX_DISTANCE) -> BoundaryCounts:
     """Match one binary machine boundary map against each human boundary map of the same image."""
+    import higra as hg  # here: importing higra loads matplotlib's pyplot (about 2 s of a stage's start), and
+    #                     the stages that only import this module (banks, figures) never match boundaries
     machine = np.asarray(machine, dtype=bool)
     matched_machine = np.zeros(machine.size, dtype=bool)
     counts = BoundaryCounts(machine=int(machine.sum()))

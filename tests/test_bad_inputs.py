@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from segsort.io import DataError, read_id_list, read_image, read_label_map, write_label_png
-from segsort.stage import load_params, stage_main
+from segsort.stage import load_params, stage_device, stage_main
 from segsort.train import NonFiniteLoss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +34,15 @@ def test_the_projects_errors_exit_with_one_line(error, capsys):
     with pytest.raises(SystemExit) as exited:
         stage_main(main)()
     assert exited.value.code == 1 and capsys.readouterr().err == f"error: {error}\n"
+
+
+def test_asking_for_a_gpu_without_one_is_one_line():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DataError, match="--device cuda: this machine has no CUDA device"):
+        stage_device("cuda")
 
 
 def test_a_bug_keeps_its_traceback():
