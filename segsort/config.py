@@ -21,6 +21,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
+Backbone = Literal["efficientnet_lite0", "mobilenet_v2", "resnet101"]  # segsort.models.backbones.BACKBONES
 
 
 class Section(BaseModel):
@@ -116,7 +117,7 @@ class Ablations(Section):
 
 
 class Network(Section):
-    backbone: Literal["efficientnet_lite0", "mobilenet_v2", "resnet101"]
+    backbone: Backbone
     output_stride: Literal[8, 16, 32]
     decoder: Literal["pyramid", "deeplabv3plus", "pspnet"]
     decoder_channels: PositiveInt
@@ -167,7 +168,7 @@ class Schedule(Section):
 
 
 class Preset(Section):
-    imagenet_backbones: list[Literal["efficientnet_lite0", "mobilenet_v2", "resnet101"]]
+    imagenet_backbones: list[Backbone]
     embedding_dim: PositiveInt
     segsort: SegSort
     inference: Inference

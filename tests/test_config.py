@@ -76,3 +76,13 @@ def test_every_preset_of_the_committed_file_is_valid():
     for dataset in raw["presets"]:
         path = REPO / "params.yaml"
         assert load_params(path, [f"dataset={dataset}"])["dataset"] == dataset
+
+
+def test_the_schemas_backbones_are_the_models():
+    """The schema names the backbones itself (it is read without torch, by the Snakefile too)."""
+    from typing import get_args
+
+    from segsort.config import Backbone
+    from segsort.models.backbones import BACKBONES
+
+    assert set(get_args(Backbone)) == set(BACKBONES)
