@@ -16,7 +16,7 @@ Two steps:
                                (the same scales and flips); per image
             The networks are randomly initialised: the cost of a step or an image does not depend on the
             weights (k-means runs a fixed number of iterations).
-  estimate  multiplies every job's units (images of its split, steps of its schedule) by the measured
+  estimate  reads the DAG's job list for the dataset (workflow/jobs.py), multiplies every job's units (images of its split, steps of its schedule) by the measured
             seconds and prints and writes the table; it runs anywhere, on the committed measurements, and
             follows params.yaml (a changed schedule changes the estimate).
 
@@ -29,7 +29,9 @@ import argparse
 import csv
 import multiprocessing
 import os
+import re
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -55,6 +57,8 @@ from segsort.stage import with_active_preset
 from segsort.train import RUN_OBJECTIVES, train
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from workflow.jobs import Job, dataset_jobs  # noqa: E402
 # Image sides (rows, columns) drawn uniformly between these: VOC's images are at most 500 pixels a side
 # (mostly 500 x 375 or 375 x 500), Cityscapes' are all 1024 x 2048.
 IMAGE_SIDES = {"voc2012": ([375, 375], [500, 500]), "cityscapes": ([1024, 2048], [1024, 2048])}
@@ -335,56 +339,50 @@ def read_measurements(path: Path, params: dict) -> dict:
     return {(r["stage"], r["network"], r["objective"], r["batch_size"], r["crop"]): r for r in rows}
 
 
-def estimate_jobs(params: dict, measured: dict):
-    """(job, stage, network, objective, units, unit, measured row or None) of every GPU-heavy job of the DAG."""
+def estimate_jobs(params: dict, measured: dict, jobs: list[Job]):
+    """(job, stage, network, objective, units, unit, measured row or None) of every GPU-heavy step of the
+    DAG's jobs (workflow/jobs.py): each job's command is read for the stage scripts it runs and their
+    --run / --model arguments; a job that chains several (an ablation: train, bank, evaluate) gives a row
+    for each. The other jobs (tables, figures, the unsupervised protocols) take minutes on the CPU."""
     sizes = split_sizes(params)
     evaluation = params["evaluation"]
     networks = model_networks(params)
+    run_objectives = {name: (objective, run) for name, objective, run in runs(params)}
+    hed_images = sum(sizes[split] for split in params["hed"]["splits"])
 
     def row(stage, network, objective, batch_size="", crop=""):
         return measured.get((stage, network, objective, str(batch_size), str(crop)))
 
-    def training(job, network, objective, schedule):
-        if schedule["steps"] == 0:  # the run keeps the model it starts from
-            return job, "train", network, objective, 0, "step", None
-        return (job, "train", network, objective, schedule["steps"], "step",
-                row("train", network, objective, schedule["batch_size"], schedule["crop"]))
+    def model_of(command: str) -> str:
+        """The model a bank or evaluation command reads: models/<name>/model.pt, or an ablation's run."""
+        found = re.search(r"--model \S*/models/([^/\s]+)/model\.pt", command)
+        return found[1] if found else params["ablations"]["run"]
 
-    hed_images = sum(sizes[split] for split in params["hed"]["splits"])
-    yield ("hed_contours", "hed_contours", "hed", "", hed_images, "image",
-           row("hed_contours", "hed", "", params["hed"]["batch_size"]))
-    yield ("pseudo_segments", "pseudo_segments", "owt-ucm", "", hed_images, "image",
-           row("pseudo_segments", "owt-ucm", ""))
-    for name, objective, run in runs(params):
-        yield training(f"train {name}", run["network"], objective, params["schedules"][run["schedule"]])
-
-    def inference(stage, model, split, job=None):
+    def inference(stage, model, split):
         network, head = networks[model]
         objective = "softmax" if head == "softmax" else "segsort"
-        return (job or f"{stage} {model}", stage, network, objective, sizes[split], "image",
-                row(stage, network, objective))
+        return stage, network, objective, sizes[split], "image", row(stage, network, objective)
 
-    for model in evaluation["kmeans_models"] + evaluation["pseudo_segment_models"]:
-        yield inference("build_bank", model, evaluation["bank_split"])
-    for model in evaluation["kmeans_models"] + evaluation["pseudo_segment_models"] + evaluation["softmax_models"]:
-        yield inference("evaluate", model, evaluation["eval_split"])
-    for models in evaluation["submission_models"].values():
-        for model in models:
-            yield inference("evaluate", model, evaluation["test_split"], job=f"submission {model}")
-    sweep = params["inference_sweep"]
-    for iterations in sweep["kmeans_iterations"]:
-        for k in sweep["knn_k"]:
-            yield inference("evaluate", sweep["model"], evaluation["eval_split"],
-                            job=f"inference sweep {iterations}-{k}")
-    ablation = params["ablations"]
-    objective, run = {name: (objective, run) for name, objective, run in runs(params)}[ablation["run"]]
-    settings = [f"grid {side}" for side in ablation["grid_sides"]]
-    settings += [f"embedding_dim {dim}" for dim in ablation["embedding_dims"]]
-    for setting in settings:
-        yield training(f"ablation {setting}: train", ablation["network"], objective,
-                       params["schedules"][run["schedule"]])
-        yield inference("build_bank", ablation["run"], evaluation["bank_split"], job=f"ablation {setting}: bank")
-        yield inference("evaluate", ablation["run"], evaluation["eval_split"], job=f"ablation {setting}: evaluate")
+    for job in jobs:
+        for command in job.cmd.split(" && "):
+            script = re.search(r"stages/(\w+)\.py", command)[1]
+            if script in ("hed_contours", "pseudo_segments"):
+                network = "hed" if script == "hed_contours" else "owt-ucm"
+                batch = params["hed"]["batch_size"] if script == "hed_contours" else ""
+                yield job.name, script, network, "", hed_images, "image", row(script, network, "", batch)
+            elif script == "train":
+                objective, run = run_objectives[re.search(r"--run (\S+)", command)[1]]
+                schedule = params["schedules"][run["schedule"]]
+                if schedule["steps"] == 0:  # the run keeps the model it starts from
+                    yield job.name, "train", run["network"], objective, 0, "step", None
+                else:
+                    yield (job.name, "train", run["network"], objective, schedule["steps"], "step",
+                           row("train", run["network"], objective, schedule["batch_size"], schedule["crop"]))
+            elif script == "build_bank":
+                yield job.name, *inference("build_bank", model_of(command), evaluation["bank_split"])
+            elif script in ("evaluate", "submission"):
+                split = evaluation["test_split" if script == "submission" else "eval_split"]
+                yield job.name, *inference("evaluate", model_of(command), split)
 
 
 def seconds_per_unit(row: dict | None, stage: str) -> float | None:
@@ -400,7 +398,8 @@ def estimate(args) -> None:
     params = dataset_params(args.params, args.dataset)
     measured = read_measurements(args.throughput, params)
     rows, missing = [], []
-    for job, stage, network, objective, units, unit, row in estimate_jobs(params, measured):
+    for job, stage, network, objective, units, unit, row in estimate_jobs(params, measured,
+                                                                          dataset_jobs(REPO, args.dataset)):
         seconds = 0.0 if units == 0 else seconds_per_unit(row, stage)
         if seconds is None:
             why = row["seconds"] if row else "not measured"
@@ -415,13 +414,13 @@ def estimate(args) -> None:
         print(f"| {' | '.join(str(r[c]) for c in ESTIMATE_COLUMNS)} |")
     by_stage = {}
     for r in rows:
-        jobs, hours = by_stage.get(r["stage"], (0, 0.0))
-        by_stage[r["stage"]] = (jobs + 1, hours + float(r["hours"]))
-    print("\n| stage | jobs | hours |\n|---|--:|--:|")
-    for stage, (jobs, hours) in by_stage.items():
-        print(f"| {stage} | {jobs} | {hours:.1f} |")
+        count, hours = by_stage.get(r["stage"], (0, 0.0))
+        by_stage[r["stage"]] = (count + 1, hours + float(r["hours"]))
+    print("\n| stage | runs | hours |\n|---|--:|--:|")
+    for stage, (count, hours) in by_stage.items():
+        print(f"| {stage} | {count} | {hours:.1f} |")
     total = sum(float(r["hours"]) for r in rows)
-    print(f"total: {total:.1f} hours over {len(rows)} jobs")
+    print(f"total: {total:.1f} hours: {len(rows)} stage runs in {len({r['job'] for r in rows})} jobs")
     for line in missing:
         print(f"not estimated: {line}")
     if args.out:

@@ -84,4 +84,6 @@ def test_committed_stage_time_estimate_follows_from_the_measurements(tmp_path, d
     not_estimated = [line for line in result.stdout.splitlines() if line.startswith("not estimated")]
     # Cityscapes' unsupervised run (not in the paper) was declared after the GPU measurements
     assert not_estimated == ([] if dataset == "voc2012" else
-                             ["not estimated: train unsup_train_aug (lite0_pyramid, unsupervised): not measured"])
+                             [f"not estimated: {job} (lite0_pyramid, unsupervised): not measured" for job in
+                              ("replicate_unsup_train_aug-1", "replicate_unsup_train_aug-2",
+                               "train_unsupervised-unsup_train_aug")])

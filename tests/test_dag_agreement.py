@@ -1,4 +1,6 @@
-"""Snakemake and DVC describe the same DAG: same stages, commands, dependencies, parameters and outputs."""
+"""Snakemake and DVC describe the same DAG: same stages, commands, dependencies, parameters and outputs.
+dvc.yaml is written from the Snakemake workflow (scripts/write_dvc_yaml.py); these tests prove that the
+committed file is that rendering, and that DVC reads it back as the jobs Snakemake plans."""
 import os
 import subprocess
 import sys
@@ -17,6 +19,37 @@ def dags(tmp_path_factory):
     repo = copy_tracked_files(work / "repo", skip=("tests/",))
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)  # DVC wants a git repository
     return snakemake_jobs(repo), dvc_stages(repo)
+
+
+def run_script(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "scripts/write_dvc_yaml.py", *args], cwd=repo, env=env,
+                          capture_output=True, text=True)
+
+
+def test_the_committed_dvc_yaml_is_written_from_the_workflow():
+    """Fails when workflow/ or params.yaml changed and dvc.yaml was not rewritten."""
+    result = run_script(REPO, "--check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_new_sweep_value_in_params_yaml_is_planned_by_both_tools(tmp_path):
+    """A value added to inference_sweep.knn_k, in params.yaml only: Snakemake plans its jobs at once; the
+    staleness check names them; rewritten, dvc.yaml has the same new stages."""
+    repo = copy_tracked_files(tmp_path / "repo", skip=("tests/",))
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    before_snakemake, before_dvc = set(snakemake_jobs(repo)), set(dvc_stages(repo))
+    params_path = repo / "params.yaml"
+    text = params_path.read_text()
+    params_path.write_text(text.replace("knn_k: [1, 5, 11, 21, 31]", "knn_k: [1, 5, 11, 21, 31, 41]", 1))
+    assert yaml.safe_load(params_path.read_text())["inference_sweep"]["knn_k"][-1] == 41
+    new = {f"inference_sweep-{iterations}-41" for iterations in (2, 4, 10)}
+    assert set(snakemake_jobs(repo)) - before_snakemake == new
+    check = run_script(repo, "--check")
+    assert check.returncode == 1 and all(name in check.stderr for name in [*new, "fig13_knn", "table4"]), check.stderr
+    assert run_script(repo).returncode == 0
+    assert set(dvc_stages(repo)) - before_dvc == new
+    assert run_script(repo, "--check").returncode == 0
 
 
 def test_same_stages(dags):

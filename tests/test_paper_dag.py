@@ -65,7 +65,7 @@ def test_dvc_dry_run_lists_every_stage_without_the_data(paper_repo):
 def test_slurm_profile_sizes_rules_that_exist(paper_repo):
     profile = yaml.safe_load((paper_repo / "workflow/profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
-    rules = {name.split("@")[0] for name in snakemake_jobs(paper_repo)}
+    rules = {name.split("-")[0] for name in snakemake_jobs(paper_repo)}
     assert set(profile["set-resources"]) <= rules
     training = {"train_unsupervised", "train_supervised", "train_softmax", "ablation_grid", "ablation_embedding_dim"}
     assert all(profile["set-resources"][rule]["gpu"] >= 1 for rule in training)

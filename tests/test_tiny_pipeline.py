@@ -40,8 +40,8 @@ UNTRAINED, UNSUPERVISED, SUPERVISED = "imagenet_lite0_pyramid", "unsup_train_aug
 MODELS = (UNTRAINED, UNSUPERVISED, SUPERVISED)
 TARGETS = tuple(f"reports/tiny/metrics/{model}.json" for model in MODELS)
 # The DVC stages that make them (and what the parameter-change checks rebuild)
-TARGET_STAGES = (f"metrics_pseudo_segments@{UNTRAINED}", f"metrics_kmeans@{UNSUPERVISED}",
-                 f"metrics_kmeans@{SUPERVISED}")
+TARGET_STAGES = (f"metrics_pseudo_segments-{UNTRAINED}", f"metrics_kmeans-{UNSUPERVISED}",
+                 f"metrics_kmeans-{SUPERVISED}")
 
 
 @pytest.fixture(scope="module")
@@ -97,16 +97,16 @@ def dvc_would_run(work: Path, env: dict) -> set[str]:
     return dvc_downstream(work, stale, TARGET_STAGES)
 
 
-UNSUPERVISED_DOWNSTREAM = {f"train_unsupervised@{UNSUPERVISED}", f"prototype_bank_kmeans@{UNSUPERVISED}",
-                           f"metrics_kmeans@{UNSUPERVISED}"}
-ROW1 = {f"prototype_bank_pseudo_segments@{UNTRAINED}", f"metrics_pseudo_segments@{UNTRAINED}"}
+UNSUPERVISED_DOWNSTREAM = {f"train_unsupervised-{UNSUPERVISED}", f"prototype_bank_kmeans-{UNSUPERVISED}",
+                           f"metrics_kmeans-{UNSUPERVISED}"}
+ROW1 = {f"prototype_bank_pseudo_segments-{UNTRAINED}", f"metrics_pseudo_segments-{UNTRAINED}"}
 
 
 @pytest.mark.parametrize("key, value, expected", [
     ("presets.tiny.inference.knn_k", 5, set(TARGET_STAGES)),
-    ("presets.tiny.schedules.supervised.steps", 60, {f"train_supervised@{SUPERVISED}",
-                                                     f"prototype_bank_kmeans@{SUPERVISED}",
-                                                     f"metrics_kmeans@{SUPERVISED}"}),
+    ("presets.tiny.schedules.supervised.steps", 60, {f"train_supervised-{SUPERVISED}",
+                                                     f"prototype_bank_kmeans-{SUPERVISED}",
+                                                     f"metrics_kmeans-{SUPERVISED}"}),
     ("pseudo_segments.max_regions", 40, {"pseudo_segments"} | UNSUPERVISED_DOWNSTREAM | ROW1),
 ])
 def test_a_changed_parameter_reruns_the_same_stages_in_both_tools(pipeline_run, key, value, expected):

@@ -1,11 +1,12 @@
 """The Snakemake and DVC views of the pipeline, read with each tool's own API (nothing is executed)."""
-import contextlib
-import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from workflow.jobs import pipeline_jobs, working_directory  # noqa: E402
 
 
 def copy_tracked_files(work: Path, skip: tuple[str, ...] = ()) -> Path:
@@ -18,42 +19,15 @@ def copy_tracked_files(work: Path, skip: tuple[str, ...] = ()) -> Path:
     return work
 
 
-@contextlib.contextmanager
-def working_directory(path: Path):
-    previous = os.getcwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
-
-
 def snakemake_jobs(repo: Path, forceall: bool = True, targets: tuple[str, ...] = ()) -> dict:
-    """Jobs of the targets (default: the default target): all of them (forceall), or only those
-    Snakemake would run now."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import DAGSettings, OutputSettings, ResourceSettings
-
-    with working_directory(repo), SnakemakeApi(OutputSettings()) as api:
-        workflow_api = api.workflow(snakefile=repo / "workflow" / "Snakefile",
-                                    resource_settings=ResourceSettings(cores=1), workdir=repo)
-        workflow = workflow_api.dag(dag_settings=DAGSettings(forceall=forceall, targets=set(targets))).workflow_api._workflow
-        workflow._prepare_dag(forceall=forceall, ignore_incomplete=True, lock_warn_only=True)
-        workflow._build_dag()
-        jobs = {}
-        for job in workflow.dag.needrun_jobs():
-            if job.rule.name == "all":
-                continue
-            # DVC's names: stage@value for foreach, stage@value1-value2 for matrix
-            name = "@".join([job.rule.name, "-".join(job.wildcards_dict.values())]) if job.wildcards_dict \
-                else job.rule.name
-            jobs[name] = {"cmd": " ".join(job.shellcmd.split()), "deps": sorted(map(str, job.input)),
-                          "outs": sorted(map(str, [*job.output, *job.log])), "params": sorted(job.params.tracked)}
-        return jobs
+    """Jobs of the targets (default: the default target), by DVC stage name: all of them (forceall), or
+    only those Snakemake would run now."""
+    return {job.name: {"cmd": job.cmd, "deps": sorted(job.inputs), "outs": sorted([*job.outputs.values(), *job.logs]),
+                       "params": sorted(job.params)} for job in pipeline_jobs(repo, targets, forceall)}
 
 
 def dvc_stages(repo: Path) -> dict:
-    """Every stage of dvc.yaml, foreach groups expanded (metrics files count as outputs)."""
+    """Every stage of dvc.yaml (metrics and plots files count as outputs)."""
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 

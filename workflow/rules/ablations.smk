@@ -65,6 +65,7 @@ for figure, (sweep, values_key, quantity) in ABLATION_FIGURES.items():
             figure=f"{REPORTS}/figures/{figure}.png",
         params:
             quantity=quantity,  # the shell command runs after the loop: it must not read the loop variables
+            curve_axes=(quantity, "mIoU"),  # the curve's columns DVC plots (scripts/write_dvc_yaml.py)
             tracked=params_of("ablations"),
         log:
             f"{DATA}/logs/{figure}.log",

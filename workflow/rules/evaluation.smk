@@ -166,6 +166,7 @@ rule fig13_knn:
         curve=f"{REPORTS}/sweeps/fig13_knn.csv",
         figure=f"{REPORTS}/figures/fig13_knn.png",
     params:
+        curve_axes=("knn_k", "mIoU"),  # the curve's columns DVC plots (scripts/write_dvc_yaml.py)
         tracked=params_of("inference_sweep"),
     log:
         f"{DATA}/logs/fig13_knn.log",
