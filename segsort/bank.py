@@ -1,6 +1,7 @@
 """The prototype bank: every labelled training segment's prototype, with its provenance, in HDF5.
 
-Schema (version 2), one row per segment; all columns chunked and gzip-compressed:
+Schema (version 3; version 2 named the attribute `features` `feature_kind`), one row per segment; all columns
+chunked and gzip-compressed:
   prototypes    float32 (S, D)  unit vectors: the segment's mean embedding over its support (below)
   labels        int16   (S,)    majority ground-truth class of the segment
   image_ids     str     (S,)    image the segment comes from
@@ -9,7 +10,7 @@ Schema (version 2), one row per segment; all columns chunked and gzip-compressed
   bboxes        int32   (S, 4)  (top, left, bottom, right) of the support, bottom/right exclusive
   mask_offsets  int64   (S,)    where the segment's mask starts in `masks`
   masks         uint8   (M,)    every support mask, cropped to its bbox, np.packbits of the row-major crop
-attributes: schema_version, feature_kind, feature_dim, num_classes, class_names (JSON), segmentation,
+attributes: schema_version, features, feature_dim, num_classes, class_names (JSON), segmentation,
   model_sha256, params (JSON of the parameters that made it), dataset, dataset_root, split.
 
 Rows are appended image by image, so writing never holds the bank in memory; reading loads only the
@@ -31,7 +32,7 @@ from segsort.data import class_names
 from segsort.inference import LabelledSegments
 from segsort.io import DataError, atomic_path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 COLUMNS = {"prototypes": np.float32, "labels": np.int16, "segment_ids": np.int32, "pixel_counts": np.int64,
            "bboxes": np.int32, "mask_offsets": np.int64, "masks": np.uint8}
 ROW_CHUNK = 4096
@@ -156,19 +157,19 @@ def read_bank(path: str | Path, expect: dict) -> Bank:
         raise DataError(f"{path}: cannot read prototype bank ({err})") from err
 
 
-def bank_identity(model_path: Path, feature_kind: str, segments_dir: Path | None, dataset: str) -> dict:
+def bank_identity(model_path: Path, features: str, segments_dir: Path | None, dataset: str) -> dict:
     """What a bank records about its making, and what evaluation insists on when it reads one back."""
-    return {"model_sha256": file_sha256(model_path), "feature_kind": feature_kind,
+    return {"model_sha256": file_sha256(model_path), "features": features,
             "segmentation": "kmeans" if segments_dir is None else "pseudo_segments",
             "num_classes": len(class_names(dataset)), "dataset": dataset}
 
 
-def read_model_bank(path: str | Path, model_path: Path, model, dataset: str, feature_kind: str = "embedding",
+def read_model_bank(path: str | Path, model_path: Path, model, dataset: str, features: str = "embedding",
                     segments_dir: Path | None = None) -> Bank:
     """The bank at `path`, refused unless that model file made it with these features, segmentation, dataset
     and the model's feature dimension: what every stage that reads a model's bank insists on."""
-    return read_bank(path, expect={**bank_identity(model_path, feature_kind, segments_dir, dataset),
-                                   "feature_dim": model.feature_dim(feature_kind)})
+    return read_bank(path, expect={**bank_identity(model_path, features, segments_dir, dataset),
+                                   "feature_dim": model.feature_dim(features)})
 
 
 def params_json(params: dict) -> str:

@@ -35,7 +35,7 @@ def load_model_and_bank(args) -> tuple[torch.nn.Module, Bank | None, tuple[str, 
         return model, None, class_names(load_params(args.params)["dataset"])
     if args.bank is None:
         raise DataError(f"{args.model}: a SegSort model labels segments by kNN: give its prototype bank (--bank)")
-    bank = read_bank(args.bank, expect={"model_sha256": file_sha256(args.model), "feature_kind": "embedding",
+    bank = read_bank(args.bank, expect={"model_sha256": file_sha256(args.model), "features": "embedding",
                                         "segmentation": "kmeans", "feature_dim": model.feature_dim("embedding")})
     bank = bank.to(model_device(model))
     return model, bank, tuple(json.loads(bank.attrs["class_names"]))

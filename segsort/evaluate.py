@@ -15,7 +15,7 @@ from segsort.inference import (InferenceConfig, labelled_prototypes, pixel_featu
 from segsort.metrics import boundary_scores, class_boundary_counts, confusion_matrix, segmentation_scores
 
 
-def bank_rows(model, dataset: VOCLayout, features_kind: str, grid: tuple[int, int], iterations: int):
+def bank_rows(model, dataset: VOCLayout, features: str, grid: tuple[int, int], iterations: int):
     """Yield one labelled image's (image id, LabelledSegments) at a time (see segsort.bank.write_bank).
 
     Training images are segmented as in training: k-means on the features without the void pixels (or the
@@ -23,22 +23,22 @@ def bank_rows(model, dataset: VOCLayout, features_kind: str, grid: tuple[int, in
     """
     for index in tqdm(range(len(dataset)), desc="bank", mininterval=5):
         sample = dataset[index]
-        features = pixel_features(model, sample.image, features_kind)
-        segments = segment_image(features, grid, iterations, sample.segments, sample.labels)
-        yield sample.image_id, labelled_prototypes(features, segments, sample.labels, dataset.num_classes)
+        feature_maps = pixel_features(model, sample.image, features)
+        segments = segment_image(feature_maps, grid, iterations, sample.segments, sample.labels)
+        yield sample.image_id, labelled_prototypes(feature_maps, segments, sample.labels, dataset.num_classes)
 
 
-def build_bank(model, dataset: VOCLayout, features_kind: str, grid: tuple[int, int], iterations: int,
+def build_bank(model, dataset: VOCLayout, features: str, grid: tuple[int, int], iterations: int,
                out: Path, attrs: dict) -> int:
-    rows = bank_rows(model, dataset, features_kind, grid, iterations)
-    return write_bank(out, rows, model.feature_dim(features_kind), attrs)
+    rows = bank_rows(model, dataset, features, grid, iterations)
+    return write_bank(out, rows, model.feature_dim(features), attrs)
 
 
-def evaluate(model, dataset: VOCLayout, bank: Bank, features_kind: str, config: InferenceConfig) -> dict:
+def evaluate(model, dataset: VOCLayout, bank: Bank, features: str, config: InferenceConfig) -> dict:
     """Segment every image, label each segment by kNN against the bank, score against the ground truth."""
     def predict(sample: Sample) -> np.ndarray:
         return segsort_labels(model, sample.image, bank.prototypes, bank.labels, config, dataset.num_classes,
-                              features_kind, sample.segments)
+                              features, sample.segments)
 
     return {**score(predict, dataset), "bank_size": len(bank)}
 

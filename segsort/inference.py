@@ -38,17 +38,17 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def pixel_features(model, image: np.ndarray, kind: str) -> torch.Tensor:
+def pixel_features(model, image: np.ndarray, features: str) -> torch.Tensor:
     """Unit features (D, H, W) at full image resolution, on the model's device.
 
-    kind "embedding": the SegSort embedding; "backbone": the ImageNet backbone features (Table 3, row 1).
+    features "embedding": the SegSort embedding; "backbone": the ImageNet backbone features (Table 3, row 1).
     Stride-s maps are upsampled bilinearly and re-normalised.
     """
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().to(model_device(model))
     with torch.inference_mode():
-        features = model(x) if kind == "embedding" else model.backbone_features(x)
-        features = F.interpolate(features, size=image.shape[:2], mode="bilinear", align_corners=False)
-        return F.normalize(features[0], dim=0)
+        maps = model(x) if features == "embedding" else model.backbone_features(x)
+        maps = F.interpolate(maps, size=image.shape[:2], mode="bilinear", align_corners=False)
+        return F.normalize(maps[0], dim=0)
 
 
 def class_scores(model, image: np.ndarray) -> torch.Tensor:
@@ -164,21 +164,21 @@ def resized_view(image: np.ndarray, scale: float, flip: bool) -> np.ndarray:
 
 
 def view_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
-               config: InferenceConfig, num_classes: int, kind: str = "embedding",
+               config: InferenceConfig, num_classes: int, features: str = "embedding",
                pseudo_segments: np.ndarray | None = None):
     """Segment one view, retrieve each segment's neighbours, return (segments (H, W), per-segment votes
     (S, C), neighbour similarities (S, k), neighbour indices (S, k)). S counts every id segment_image can
     give, empty segments too (their rows paint no pixel): no host sync to find the ones in use."""
-    features = pixel_features(model, image, kind)
-    segments = segment_image(features, config.grid, config.kmeans_iterations, pseudo_segments)
-    queries = query_prototypes(features, segments, segment_count(config.grid, pseudo_segments))
+    feature_maps = pixel_features(model, image, features)
+    segments = segment_image(feature_maps, config.grid, config.kmeans_iterations, pseudo_segments)
+    queries = query_prototypes(feature_maps, segments, segment_count(config.grid, pseudo_segments))
     sims, neighbours = nearest_prototypes(queries, bank_prototypes, config.knn_k)
     votes = knn_votes(bank_labels.to(neighbours.device)[neighbours], num_classes)
     return segments, votes, sims, neighbours
 
 
 def segsort_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
-                  config: InferenceConfig, num_classes: int, kind: str = "embedding",
+                  config: InferenceConfig, num_classes: int, features: str = "embedding",
                   pseudo_segments: np.ndarray | None = None) -> torch.Tensor:
     """(C, H, W) kNN votes accumulated per pixel over every scale and flip of `config`."""
     height, width = image.shape[:2]
@@ -189,7 +189,7 @@ def segsort_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_
             view_segments = None if pseudo_segments is None else cv2.resize(
                 resized_view(pseudo_segments, 1.0, flip), view.shape[1::-1], interpolation=cv2.INTER_NEAREST)
             segments, votes, _, _ = view_votes(model, view, bank_prototypes, bank_labels, config, num_classes,
-                                               kind, view_segments)
+                                               features, view_segments)
             painted = votes.T[:, segments].float()
             if flip:
                 painted = painted.flip(-1)
@@ -200,10 +200,10 @@ def segsort_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_
 
 
 def segsort_labels(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
-                   config: InferenceConfig, num_classes: int, kind: str = "embedding",
+                   config: InferenceConfig, num_classes: int, features: str = "embedding",
                    pseudo_segments: np.ndarray | None = None) -> np.ndarray:
     """(H, W) uint8 class ids of a SegSort model's prediction."""
-    votes = segsort_votes(model, image, bank_prototypes, bank_labels, config, num_classes, kind, pseudo_segments)
+    votes = segsort_votes(model, image, bank_prototypes, bank_labels, config, num_classes, features, pseudo_segments)
     return majority(votes).cpu().numpy().astype(np.uint8)
 
 

@@ -52,17 +52,17 @@ def sample_labelled_pixels(features: torch.Tensor, labels: np.ndarray, count: in
     return flat[:, chosen.to(flat.device)].T.cpu(), flat_labels[chosen]
 
 
-def sample_split(model, dataset, kind: str, pixels_per_image: int, seed: int):
+def sample_split(model, dataset, features: str, pixels_per_image: int, seed: int):
     """Sampled unit features (N, D) and labels (N,) of a whole split, one image's forward pass at a time."""
     generator = torch.Generator().manual_seed(seed)
-    features, labels = [], []
+    sampled, labels = [], []
     for index in tqdm(range(len(dataset)), desc=f"sample {dataset.split}", mininterval=5):
         sample = dataset[index]
-        f, lab = sample_labelled_pixels(pixel_features(model, sample.image, kind), sample.labels,
+        f, lab = sample_labelled_pixels(pixel_features(model, sample.image, features), sample.labels,
                                         pixels_per_image, generator)
-        features.append(f)
+        sampled.append(f)
         labels.append(lab)
-    return torch.cat(features), torch.cat(labels)
+    return torch.cat(sampled), torch.cat(labels)
 
 
 def kmeans_plus_plus(features: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
@@ -164,7 +164,7 @@ def probe_predict(features: torch.Tensor, probe: nn.Linear) -> torch.Tensor:
         return F.linear(flat, weight, bias).argmax(dim=1).reshape(features.shape[1:]).cpu()
 
 
-def evaluate_protocols(model, train_dataset, eval_dataset, kind: str, cfg: dict, seed: int) -> dict:
+def evaluate_protocols(model, train_dataset, eval_dataset, features: str, cfg: dict, seed: int) -> dict:
     """Both protocols for one model: fit the probe on sampled pixels of `train_dataset`, k-means on sampled
     pixels of `eval_dataset` (unsupervised, so fitting on the split it scores is the protocol), then score
     both in one pass over `eval_dataset`, one image's features at a time.
@@ -172,11 +172,11 @@ def evaluate_protocols(model, train_dataset, eval_dataset, kind: str, cfg: dict,
     Returns {"cluster": scores + mapping, "probe": scores, "num_images", "num_train_images"}.
     """
     num_classes = eval_dataset.num_classes
-    train_features, train_labels = sample_split(model, train_dataset, kind, cfg["pixels_per_image"], seed)
+    train_features, train_labels = sample_split(model, train_dataset, features, cfg["pixels_per_image"], seed)
     probe = train_linear_probe(train_features, train_labels, num_classes, cfg["probe_epochs"], cfg["probe_lr"],
                                cfg["probe_batch_size"], seed)
     del train_features, train_labels
-    eval_features, _ = sample_split(model, eval_dataset, kind, cfg["pixels_per_image"], seed + 1)
+    eval_features, _ = sample_split(model, eval_dataset, features, cfg["pixels_per_image"], seed + 1)
     centroids = fit_spherical_kmeans(eval_features, num_classes, cfg["kmeans_iterations"],
                                      torch.Generator().manual_seed(seed))
     del eval_features
@@ -185,9 +185,9 @@ def evaluate_protocols(model, train_dataset, eval_dataset, kind: str, cfg: dict,
     probe_confusion = np.zeros_like(cluster_confusion)
     for index in tqdm(range(len(eval_dataset)), desc="score", mininterval=5):
         sample = eval_dataset[index]
-        features = pixel_features(model, sample.image, kind)
-        cluster_confusion += confusion_matrix(assign_clusters(features, centroids).numpy(), sample.labels,
+        feature_maps = pixel_features(model, sample.image, features)
+        cluster_confusion += confusion_matrix(assign_clusters(feature_maps, centroids).numpy(), sample.labels,
                                               num_classes)
-        probe_confusion += confusion_matrix(probe_predict(features, probe).numpy(), sample.labels, num_classes)
+        probe_confusion += confusion_matrix(probe_predict(feature_maps, probe).numpy(), sample.labels, num_classes)
     return {"cluster": cluster_miou(cluster_confusion), "probe": segmentation_scores(probe_confusion),
             "num_images": len(eval_dataset), "num_train_images": len(train_dataset)}

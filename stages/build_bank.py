@@ -23,10 +23,11 @@ def main():
     dataset = VOCLayout(args.dataset_root, split, len(names), segments_dir=args.segments)
     attrs = {**bank_identity(args.model, args.features, args.segments, params["dataset"]), "split": split,
              "class_names": json.dumps(names), "dataset_root": str(args.dataset_root),
-             "params": params_json({"segsort": params["segsort"], "bank_split": split})}
-    segsort = params["segsort"]
-    count = build_bank(load_model(args.model).to(stage_device(args.device)), dataset, args.features, tuple(segsort["grid"]),
-                       segsort["kmeans_iterations"], args.out, attrs)
+             "params": params_json({"segsort": params["segsort"], "bank_split": split,
+                                    "kmeans_iterations": params["inference"]["kmeans_iterations"]})}
+    # the training images' k-means runs as the test images' does (the inference section), on the training grid
+    count = build_bank(load_model(args.model).to(stage_device(args.device)), dataset, args.features,
+                       tuple(params["segsort"]["grid"]), params["inference"]["kmeans_iterations"], args.out, attrs)
     print(f"{args.out}: {count} prototypes from {len(dataset)} images")
 
 

@@ -8,7 +8,7 @@ from segsort.bank import SCHEMA_VERSION, read_bank, write_bank
 from segsort.inference import LabelledSegments
 from segsort.io import DataError
 
-ATTRS = {"model_sha256": "abc", "feature_kind": "embedding", "segmentation": "kmeans", "num_classes": 9,
+ATTRS = {"model_sha256": "abc", "features": "embedding", "segmentation": "kmeans", "num_classes": 9,
          "dataset": "tiny"}
 
 
@@ -57,7 +57,7 @@ def test_bank_of_another_model_or_dimension_is_refused(tmp_path):
     with h5py.File(path, "a") as f:                      # a bank of the older schema, without masks
         del f["masks"]
         f.attrs["schema_version"] = 1
-    with pytest.raises(DataError, match="not a version-2 prototype bank .*missing \\['masks'\\]"):
+    with pytest.raises(DataError, match="not a version-3 prototype bank .*missing \\['masks'\\]"):
         read_bank(path, expect={})
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(DataError, match="junk.h5: cannot read prototype bank"):

@@ -69,9 +69,9 @@ class SegmentationNet(nn.Module):
                   for f, stride in zip(features, self.backbone.strides) if stride >= 8]
         return F.normalize(torch.cat(levels, dim=1), dim=1)
 
-    def feature_dim(self, kind: str) -> int:
+    def feature_dim(self, features: str) -> int:
         """Width of `forward` ("embedding") or of `backbone_features` ("backbone")."""
-        if kind == "embedding":
+        if features == "embedding":
             return self.embedding.out_channels
         return sum(c for c, s in zip(self.backbone.channels, self.backbone.strides) if s >= 8)
 

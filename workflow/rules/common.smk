@@ -26,8 +26,8 @@ DATA = f"data/{config['dataset']}"
 REPORTS = f"reports/{config['dataset']}"  # each dataset's tables and figures; outputs of datasets never mix
 PRESET = f"presets.{config['dataset']}"
 TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", f"{PRESET}.segsort")
-BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split")
-EVAL_PARAMS = BANK_PARAMS + ("evaluation.eval_split", f"{PRESET}.inference")
+BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split", f"{PRESET}.inference.kmeans_iterations")
+EVAL_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split", "evaluation.eval_split", f"{PRESET}.inference")
 SOFTMAX_EVAL_PARAMS = ("threads", "evaluation.eval_split", f"{PRESET}.inference")
 PAPER_TABLES = "references/paper_tables.yaml"
 
