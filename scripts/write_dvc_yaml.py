@@ -22,6 +22,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from segsort.io import PipelineError  # noqa: E402
 from workflow.jobs import Job, pipeline_jobs  # noqa: E402
 
 DVC_YAML = REPO / "dvc.yaml"
@@ -116,7 +117,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="only say whether dvc.yaml is up to date (exit 1 if not)")
     args = p.parse_args()
-    fresh = render(REPO)
+    try:
+        fresh = render(REPO)
+    except PipelineError as err:  # params.yaml does not fit its schema: one line per problem
+        sys.exit(str(err))
     committed = DVC_YAML.read_text() if DVC_YAML.exists() else ""
     if args.check:
         if committed != fresh:
