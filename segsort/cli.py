@@ -3,8 +3,11 @@
     segsort predict --model M.pt --bank M.h5 photos/ --out labelled/
     segsort explain photo.jpg --model M.pt --bank M.h5 --out why.png
 
-Inference settings (k-means iterations, k of kNN, scales, flip) come from the active preset of
---params (params.yaml by default); class names from the bank. A softmax model needs no bank.
+Inference settings (k-means iterations, k of kNN, scales, flip, the longest side an image is labelled
+at) come from the active preset of --params (params.yaml by default); class names from the bank. A
+softmax model needs no bank. predict writes <name>.png and <name>_overlay.jpg per image (<name> is the
+image's stem, with its suffix where two images share one: x_jpg, x_png), and refuses an output folder
+where that would replace an input.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from segsort.bank import Bank, read_bank
 from segsort.checkpoint import file_sha256, load_model
 from segsort.data import class_names
 from segsort.explain import PALETTE, explain_image, retrieval_figure
-from segsort.inference import InferenceConfig, model_device, segsort_labels, softmax_labels
+from segsort.inference import InferenceConfig, bounded, model_device, segsort_labels, softmax_labels
 from segsort.io import DataError, PipelineError, atomic_path, read_image, write_label_png
 from segsort.stage import add_device_argument, load_params, setup_torch, stage_device
 
@@ -49,11 +52,30 @@ def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.55) -> np.nd
     return out.astype(np.uint8)
 
 
+def output_stems(images: list[Path]) -> dict[Path, str]:
+    """Each image's output name: its stem, or stem_suffix where two images share a stem (x.jpg, x.png)."""
+    stems = [path.stem for path in images]
+    return {path: path.stem if stems.count(path.stem) == 1 else f"{path.stem}_{path.suffix.lower().lstrip('.')}"
+            for path in images}
+
+
+def prediction_outputs(images: list[Path], out: Path) -> dict[Path, tuple[Path, Path]]:
+    """Each image's (label PNG, overlay JPEG) under `out`; DataError if one of them would replace an input."""
+    outputs = {path: (out / f"{stem}.png", out / f"{stem}_overlay.jpg") for path, stem in output_stems(images).items()}
+    inputs = {path.resolve() for path in images}
+    clobbered = sorted(str(target) for pair in outputs.values() for target in pair if target.resolve() in inputs)
+    if clobbered:
+        raise DataError(f"--out {out}: writing there would replace input images ({', '.join(clobbered[:3])}); "
+                        f"choose another output folder")
+    return outputs
+
+
 def predict(args) -> int:
     images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
         if args.images.is_dir() else []
     if not images:
         raise DataError(f"{args.images}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+    outputs = prediction_outputs(images, args.out)
     params = load_params(args.params)
     setup_torch(params)
     config = InferenceConfig.from_params(params)
@@ -69,9 +91,10 @@ def predict(args) -> int:
             continue
         labels = softmax_labels(model, image, config) if bank is None else \
             segsort_labels(model, image, bank.prototypes, bank.labels, config, len(names))
-        with atomic_path(args.out / f"{path.stem}.png") as tmp:
+        label_path, overlay_path = outputs[path]
+        with atomic_path(label_path) as tmp:
             write_label_png(tmp, labels)
-        with atomic_path(args.out / f"{path.stem}_overlay.jpg") as tmp:
+        with atomic_path(overlay_path) as tmp:
             Image.fromarray(overlay(image, labels)).save(tmp, format="JPEG", quality=92)
         found = ", ".join(names[c] for c in np.unique(labels))
         print(f"{path.name}: {found}")
@@ -90,7 +113,7 @@ def explain(args) -> int:
     if bank is None:
         raise DataError(f"{args.model}: a softmax model has no retrieved segments to explain its labels")
     dataset_root = args.dataset_root or Path(bank.attrs["dataset_root"])
-    image = read_image(args.image)
+    image = bounded(read_image(args.image), params["inference"]["max_side"])
     queries = explain_image(model, image, bank, InferenceConfig.from_params(params), len(names),
                             args.segments, args.neighbours)
     with atomic_path(args.out) as tmp:

@@ -152,6 +152,7 @@ class Inference(Section):
     knn_k: PositiveInt
     scales: Annotated[list[PositiveFloat], Field(min_length=1)]
     flip: bool
+    max_side: Annotated[int, Field(ge=32)]
 
 
 class Schedule(Section):

@@ -26,12 +26,14 @@ class InferenceConfig:
     knn_k: int
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False             # also label the mirrored image of every scale
+    max_side: int | None = None    # a larger image is labelled at this longest side, its labels resized back
 
     @classmethod
     def from_params(cls, params: dict) -> "InferenceConfig":
         section = params["inference"]
         return cls(grid=tuple(params["segsort"]["grid"]), kmeans_iterations=section["kmeans_iterations"],
-                   knn_k=section["knn_k"], scales=tuple(section["scales"]), flip=section["flip"])
+                   knn_k=section["knn_k"], scales=tuple(section["scales"]), flip=section["flip"],
+                   max_side=section["max_side"])
 
 
 def model_device(model) -> torch.device:
@@ -199,17 +201,40 @@ def segsort_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_
     return total
 
 
+def bounded(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """The image shrunk (area interpolation) so that its longest side is at most `max_side`: memory and time
+    grow with the pixels, and a 12-megapixel photo needs no more detail than the network's stride gives."""
+    if max_side is None or max(image.shape[:2]) <= max_side:
+        return image
+    factor = max_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
+    interpolation = cv2.INTER_NEAREST if image.ndim == 2 else cv2.INTER_AREA  # id maps keep their ids
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def full_size(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Labels of a bounded image resized back (nearest) to the image's (H, W)."""
+    if labels.shape == tuple(shape[:2]):
+        return labels
+    return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
 def segsort_labels(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
                    config: InferenceConfig, num_classes: int, features: str = "embedding",
                    pseudo_segments: np.ndarray | None = None) -> np.ndarray:
-    """(H, W) uint8 class ids of a SegSort model's prediction."""
-    votes = segsort_votes(model, image, bank_prototypes, bank_labels, config, num_classes, features, pseudo_segments)
-    return majority(votes).cpu().numpy().astype(np.uint8)
+    """(H, W) uint8 class ids of a SegSort model's prediction (at most `config.max_side`, resized back)."""
+    small = bounded(image, config.max_side)
+    segments = None if pseudo_segments is None else bounded(pseudo_segments, config.max_side)
+    votes = segsort_votes(model, small, bank_prototypes, bank_labels, config, num_classes, features, segments)
+    return full_size(majority(votes).cpu().numpy().astype(np.uint8), image.shape)
 
 
 def softmax_labels(model, image: np.ndarray, config: InferenceConfig) -> np.ndarray:
     """(H, W) uint8 class ids of a softmax model: the arg max of its class probabilities, upsampled
-    bilinearly and averaged over the same scales and flips as SegSort's votes."""
+    bilinearly and averaged over the same scales and flips as SegSort's votes (at most `config.max_side`,
+    resized back)."""
+    if config.max_side is not None and max(image.shape[:2]) > config.max_side:
+        return full_size(softmax_labels(model, bounded(image, config.max_side), config), image.shape)
     height, width = image.shape[:2]
     total = 0
     for scale in config.scales:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -123,17 +124,35 @@ def write_label_png(path: str | Path, labels: np.ndarray) -> None:
     img.save(path)
 
 
+CONVERSIONS_SAID: set[str] = set()  # image modes whose conversion to 8-bit RGB this process has reported
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an RGB image as uint8 (H, W, 3). Raises DataError naming the file if missing or corrupt."""
+    """Read an image as uint8 RGB (H, W, 3). Greyscale, palette, RGBA (alpha dropped) and 16-bit or float
+    images are converted, 16-bit ones scaled to 0..255 rather than clipped; each kind of conversion is said
+    once per process on stderr. Raises DataError naming the file if missing or corrupt."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: image file is missing")
     try:
         with Image.open(path) as img:
             img.load()
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            mode = img.mode
+            if mode == "RGB":
+                return np.asarray(img, dtype=np.uint8).copy()
+            if mode.startswith("I;16") or mode in ("I", "F"):  # PIL's convert("RGB") would clip these at 255
+                values = np.asarray(img).astype(np.float64)
+                top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+                grey = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+                rgb = np.repeat(grey[..., None], 3, axis=2)
+            else:
+                rgb = np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{path}: cannot decode image ({err})") from err
+    if mode not in CONVERSIONS_SAID:
+        CONVERSIONS_SAID.add(mode)
+        print(f"note: {mode} images are converted to 8-bit RGB (the first: {path})", file=sys.stderr)
+    return rgb
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

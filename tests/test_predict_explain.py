@@ -108,3 +108,78 @@ def test_multi_scale_votes_add_up_over_views_and_single_scale_matches_evaluation
     scores = evaluate(model, one_image, bank, "embedding", config)
     assert 0 <= scores["miou"] <= 1 and 0 <= scores["boundary_f"] <= 1
     assert set(scores) >= {"per_class_iou", "per_class_boundary", "boundary_precision", "boundary_recall"}
+
+
+def run_predict(photos, out, model_and_bank, params_path, *extra):
+    model_path, bank_path, _ = model_and_bank
+    return segsort_cli(["predict", str(photos), "--model", str(model_path), "--bank", str(bank_path),
+                        "--out", str(out), "--params", str(params_path), *extra])
+
+
+def test_predict_never_writes_over_an_input(tmp_path, model_and_bank, params_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(photos / "a.png")
+    before = (photos / "a.png").read_bytes()
+    assert run_predict(photos, photos, model_and_bank, params_path, "--device", "cpu") == 1
+    err = capsys.readouterr().err
+    assert "would replace input images" in err and str(photos / "a.png") in err
+    assert (photos / "a.png").read_bytes() == before and sorted(p.name for p in photos.iterdir()) == ["a.png"]
+
+
+def test_predict_keeps_outputs_of_images_with_one_stem_apart(tmp_path, model_and_bank, params_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)).save(photos / "x.jpg")
+    Image.fromarray(rng.integers(0, 255, (30, 44, 3), dtype=np.uint8)).save(photos / "x.png")
+    out = tmp_path / "out"
+    assert run_predict(photos, out, model_and_bank, params_path, "--device", "cpu") == 0
+    assert "2 of 2 images labelled" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["x_jpg.png", "x_jpg_overlay.jpg", "x_png.png", "x_png_overlay.jpg"]
+    assert Image.open(out / "x_jpg.png").size == (56, 40) and Image.open(out / "x_png.png").size == (44, 30)
+
+
+def test_a_16_bit_image_is_read_as_its_values_not_as_white(tmp_path, model_and_bank, params_path, capsys):
+    from segsort.io import read_image
+    gradient = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (32, 1))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(gradient).save(photos / "deep.png")
+    assert Image.open(photos / "deep.png").mode.startswith("I")
+    image = read_image(photos / "deep.png")
+    assert image.shape == (32, 64, 3) and image[0, 0, 0] == 0 and image[0, -1, 0] == 255
+    assert abs(int(image[0, 32, 0]) - 132) <= 2  # 32/63 of the way, not clipped to 255
+    assert run_predict(photos, tmp_path / "out", model_and_bank, params_path, "--device", "cpu") == 0
+    assert np.asarray(Image.open(tmp_path / "out" / "deep.png")).shape == (32, 64)
+
+
+def test_a_large_image_is_labelled_at_the_configured_longest_side(tmp_path, model_and_bank, params_path,
+                                                                  monkeypatch):
+    """`inference.max_side` bounds the pixels the network and k-means see; the labels come back at full size."""
+    params = yaml.safe_load(params_path.read_text())
+    params["presets"]["tiny"]["inference"]["max_side"] = 64
+    params_path.write_text(yaml.safe_dump(params))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (150, 300, 3), dtype=np.uint8)).save(photos / "big.jpg")
+    _, _, model = model_and_bank
+    seen = []
+    hook = model.register_forward_pre_hook(lambda module, inputs: seen.append(tuple(inputs[0].shape[2:])))
+    monkeypatch.setattr("segsort.cli.load_model", lambda path: model)  # the hooked model, not a fresh copy
+    try:
+        assert run_predict(photos, tmp_path / "out", model_and_bank, params_path, "--device", "cpu") == 0
+    finally:
+        hook.remove()
+    assert seen and max(max(shape) for shape in seen) <= 64
+    assert np.asarray(Image.open(tmp_path / "out" / "big.png")).shape == (150, 300)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_predict_on_a_missing_gpu_says_so_in_one_line(tmp_path, model_and_bank, params_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (40, 30)).save(photos / "a.jpg")
+    assert run_predict(photos, tmp_path / "out", model_and_bank, params_path, "--device", "cuda") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no CUDA device" in err[0], err
