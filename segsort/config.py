@@ -48,6 +48,17 @@ class TinyData(Section):
         return self
 
 
+class DownloadSource(Section):
+    filename: str
+    md5: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    urls: Annotated[list[str], Field(min_length=1)]
+
+
+class Downloads(Section):
+    voc2012_trainval: DownloadSource
+    sbd: DownloadSource
+
+
 class Hed(Section):
     splits: list[str]
     batch_size: PositiveInt
@@ -226,6 +237,7 @@ class Params(Section):
     train_launcher: str
     data_threads: NonNegativeInt
     tiny: TinyData
+    downloads: Downloads
     hed: Hed
     pseudo_segments: PseudoSegments
     real_samples: str

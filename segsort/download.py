@@ -103,9 +103,9 @@ def download(urls: str | tuple[str, ...] | list[str], dest: str | Path, checksum
             break
     else:
         kept = part.stat().st_size if part.is_file() else 0
-        raise DownloadError(f"{dest}: download failed ({'; '.join(failures)}); {kept} bytes are kept in "
-                            f"{part.name} and a rerun continues from there, or place the file there yourself "
-                            f"(it must have {algorithm} {expected})")
+        raise DownloadError(f"{dest.name}: download failed from every URL ({'; '.join(failures)}); {kept} bytes "
+                            f"are kept in {part} and a rerun continues from there; or place the file by hand "
+                            f"at {dest} ({algorithm} {expected})")
     actual = file_digest(part, algorithm)
     if actual != expected:
         part.unlink()

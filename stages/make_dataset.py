@@ -1,7 +1,8 @@
 """Stage: make the dataset in VOC layout.
 
-tiny is generated offline. voc2012 (VOC 2012 + SBD) is downloaded into --downloads, verified and
-converted; the optional VOC 2012 test images need VOC2012test.tar placed there by hand. cityscapes
+tiny is generated offline. voc2012 (VOC 2012 + SBD) is downloaded into --downloads from the URLs of
+params.yaml `downloads` (or placed there by hand: the archives, or their extracted folders), verified
+and converted; the optional VOC 2012 test images need VOC2012test.tar placed there by hand. cityscapes
 needs an account: set CITYSCAPES_USERNAME and CITYSCAPES_PASSWORD, or place gtFine_trainvaltest.zip and
 leftImg8bit_trainvaltest.zip in --downloads (or their extracted gtFine/ and leftImg8bit/ folders in
 <downloads>/cityscapes/).
@@ -26,7 +27,7 @@ def main():
     if params["dataset"] == "tiny":
         generate_tiny_dataset(args.out, params["tiny"], params["seed"])
     elif params["dataset"] == "voc2012":
-        build_voc2012(args.out, args.downloads)
+        build_voc2012(args.out, args.downloads, params["downloads"])
     elif params["dataset"] == "cityscapes":
         build_cityscapes(args.out, args.downloads)
     else:

@@ -273,44 +273,129 @@ def png_labels(tmp_path: Path, labels: np.ndarray) -> bytes:
     return (tmp_path / "tmp.png").read_bytes()
 
 
-def test_voc2012_built_from_served_archives(server, tmp_path, monkeypatch):
-    voc_mask = np.full((6, 8), 5, np.uint8)
-    voc_mask[0] = 255
-    voc, sbd = "VOCdevkit/VOC2012", "benchmark_RELEASE/dataset"
-    voc_entries = [(f"{voc}/JPEGImages/{i}.jpg", jpeg((10, 20, 30))) for i in ("a1", "a2", "v1", "v2", "s1")]
-    voc_entries += [(f"{voc}/SegmentationClass/{i}.png", png_labels(tmp_path, voc_mask))
+VOC, SBD = "VOCdevkit/VOC2012", "benchmark_RELEASE/dataset"
+VOC_MASK = np.where(np.arange(6)[:, None] == 0, 255, np.full((6, 8), 5)).astype(np.uint8)  # a void top row
+
+
+def voc_archives(tmp_path: Path) -> dict[str, list[tuple[str, bytes]]]:
+    """The members of a small VOCtrainval tar (train a1 a2, val v1 v2) and SBD tgz (cls of a1 s1 s2 v1)."""
+    voc_entries = [(f"{VOC}/JPEGImages/{i}.jpg", jpeg((10, 20, 30))) for i in ("a1", "a2", "v1", "v2", "s1")]
+    voc_entries += [(f"{VOC}/SegmentationClass/{i}.png", png_labels(tmp_path, VOC_MASK))
                     for i in ("a1", "a2", "v1", "v2")]
-    voc_entries += [(f"{voc}/ImageSets/Segmentation/train.txt", b"a1\na2\n"),
-                    (f"{voc}/ImageSets/Segmentation/val.txt", b"v1\nv2\n")]
+    voc_entries += [(f"{VOC}/ImageSets/Segmentation/train.txt", b"a1\na2\n"),
+                    (f"{VOC}/ImageSets/Segmentation/val.txt", b"v1\nv2\n")]
     for image_id in ("a1", "s1", "s2", "v1"):
         save_sbd_mat(tmp_path / f"{image_id}.mat", np.full((6, 8), 7, np.uint8))
-    sbd_entries = [(f"{sbd}/cls/{i}.mat", (tmp_path / f"{i}.mat").read_bytes()) for i in ("a1", "s1", "s2", "v1")]
-    sbd_entries += [(f"{sbd}/img/s2.jpg", jpeg((200, 0, 0))), (f"{sbd}/train.txt", b"a1\ns1\nv1\n"),
-                    (f"{sbd}/val.txt", b"s2\n")]
-    archives = {}
-    for name, entries in (("VOCtrainval_11-May-2012.tar", voc_entries), ("benchmark.tgz", sbd_entries)):
-        data = make_tar(tmp_path / name, entries).read_bytes()
-        archives[name] = dl.Archive(name, (server.serve(f"/{name}", data),), md5(data))
-    monkeypatch.setattr(pascal, "VOC_TRAINVAL", archives["VOCtrainval_11-May-2012.tar"])
-    monkeypatch.setattr(pascal, "SBD", archives["benchmark.tgz"])
-    monkeypatch.setattr(pascal, "OFFICIAL_COUNTS", {"train": 2, "val": 2, "train_aug": 4, "test": 1})
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    make_tar(downloads / "VOC2012test.tar", [(f"{voc}/JPEGImages/t1.jpg", jpeg((0, 0, 0))),
-                                             (f"{voc}/ImageSets/Segmentation/test.txt", b"t1\n")])
+    sbd_entries = [(f"{SBD}/cls/{i}.mat", (tmp_path / f"{i}.mat").read_bytes()) for i in ("a1", "s1", "s2", "v1")]
+    sbd_entries += [(f"{SBD}/img/s2.jpg", jpeg((200, 0, 0))), (f"{SBD}/train.txt", b"a1\ns1\nv1\n"),
+                    (f"{SBD}/val.txt", b"s2\n")]
+    return {"VOCtrainval_11-May-2012.tar": voc_entries, "benchmark.tgz": sbd_entries}
 
-    pascal.build_voc2012(tmp_path / "dataset", downloads)
-    root = tmp_path / "dataset"
+
+def voc_sources(archive_bytes: dict[str, bytes], urls: dict[str, list[str]]) -> dict:
+    """params.yaml `downloads` for the two archives, with the given URLs."""
+    keys = {"VOCtrainval_11-May-2012.tar": "voc2012_trainval", "benchmark.tgz": "sbd"}
+    return {keys[name]: {"filename": name, "md5": hashlib.md5(data).hexdigest(), "urls": urls[name]}
+            for name, data in archive_bytes.items()}
+
+
+@pytest.fixture
+def small_voc(tmp_path, monkeypatch):
+    """The members and bytes of both archives, with the official list sizes of this small release."""
+    monkeypatch.setattr(pascal, "OFFICIAL_COUNTS", {"train": 2, "val": 2, "train_aug": 4, "test": 1})
+    members = voc_archives(tmp_path)
+    data = {name: make_tar(tmp_path / name, entries).read_bytes() for name, entries in members.items()}
+    return members, data
+
+
+def check_small_voc(root: Path) -> None:
     lists = root / "ImageSets" / "Segmentation"
     assert read_id_list(lists / "train_aug.txt") == ["a1", "a2", "s1", "s2"]
-    assert read_id_list(lists / "val.txt") == ["v1", "v2"] and read_id_list(lists / "test.txt") == ["t1"]
-    assert np.array_equal(read_label_map(root / "SegmentationClass" / "a1.png"), voc_mask), "VOC's mask wins"
+    assert read_id_list(lists / "val.txt") == ["v1", "v2"]
+    assert np.array_equal(read_label_map(root / "SegmentationClass" / "a1.png"), VOC_MASK), "VOC's mask wins"
     assert np.array_equal(read_label_map(root / "SegmentationClass" / "s2.png"), np.full((6, 8), 7))
     assert VOCLayout(root, "train_aug", 21)[3].image[0, 0, 0] > 150  # s2's image came from SBD
+
+
+def test_voc2012_built_from_served_archives(server, tmp_path, small_voc):
+    _, data = small_voc
+    sources = voc_sources(data, {name: [server.serve(f"/{name}", body)] for name, body in data.items()})
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    make_tar(downloads / "VOC2012test.tar", [(f"{VOC}/JPEGImages/t1.jpg", jpeg((0, 0, 0))),
+                                             (f"{VOC}/ImageSets/Segmentation/test.txt", b"t1\n")])
+
+    pascal.build_voc2012(tmp_path / "dataset", downloads, sources)
+    root = tmp_path / "dataset"
+    check_small_voc(root)
+    assert read_id_list(root / "ImageSets" / "Segmentation" / "test.txt") == ["t1"]
     assert (root / "JPEGImages" / "t1.jpg").is_file()
     requests = len(server.requests)
-    pascal.build_voc2012(tmp_path / "dataset", downloads)  # a rerun reuses the downloads and extractions
+    pascal.build_voc2012(tmp_path / "dataset", downloads, sources)  # a rerun reuses the downloads and extractions
     assert len(server.requests) == requests
+
+
+def test_a_dead_first_url_falls_back_to_the_mirror(server, tmp_path, small_voc):
+    _, data = small_voc
+    urls = {name: [f"{server.url}/gone/{name}", server.serve(f"/mirror/{name}", body)] for name, body in data.items()}
+    pascal.build_voc2012(tmp_path / "dataset", tmp_path / "downloads", voc_sources(data, urls))
+    check_small_voc(tmp_path / "dataset")
+    assert [path for _, path, _ in server.requests] == [path for name in data
+                                                        for path in (f"/gone/{name}", f"/mirror/{name}")]
+
+
+def test_every_url_dead_names_them_and_where_to_place_the_archive(server, tmp_path, small_voc):
+    _, data = small_voc
+    urls = {name: [f"{server.url}/a/{name}", f"{server.url}/b/{name}"] for name in data}
+    downloads = tmp_path / "downloads"
+    with pytest.raises(dl.DownloadError) as caught:
+        pascal.build_voc2012(tmp_path / "dataset", downloads, voc_sources(data, urls))
+    message = str(caught.value)
+    name = "VOCtrainval_11-May-2012.tar"
+    assert f"/a/{name}: HTTP Error 404" in message and f"/b/{name}: HTTP Error 404" in message
+    assert f"place the file by hand at {downloads / name} (md5 {hashlib.md5(data[name]).hexdigest()})" in message
+    assert f"so that {downloads / VOC} exists" in message and "downloads.voc2012_trainval" in message
+    assert not (tmp_path / "dataset").exists()
+
+
+def test_archives_placed_by_hand_are_used_after_their_md5(server, tmp_path, small_voc):
+    _, data = small_voc
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    for name, body in data.items():
+        (downloads / name).write_bytes(body)
+    pascal.build_voc2012(tmp_path / "dataset", downloads,
+                         voc_sources(data, {name: [f"{server.url}/dead/{name}"] for name in data}))
+    check_small_voc(tmp_path / "dataset")
+    assert server.requests == []
+
+
+def extract_by_hand(members: dict, downloads: Path) -> None:
+    for entries in members.values():
+        for name, body in entries:
+            (downloads / name).parent.mkdir(parents=True, exist_ok=True)
+            (downloads / name).write_bytes(body)
+
+
+def test_folders_extracted_by_hand_are_used_after_their_structure(server, tmp_path, small_voc, capsys):
+    members, data = small_voc
+    downloads = tmp_path / "downloads"
+    extract_by_hand(members, downloads)
+    pascal.build_voc2012(tmp_path / "dataset", downloads,
+                         voc_sources(data, {name: [f"{server.url}/dead/{name}"] for name in data}))
+    check_small_voc(tmp_path / "dataset")
+    assert server.requests == [] and f"using the folder extracted by hand at {downloads / VOC}" in capsys.readouterr().err
+
+
+def test_a_folder_extracted_by_hand_with_the_wrong_count_is_refused(server, tmp_path, small_voc):
+    members, data = small_voc
+    downloads = tmp_path / "downloads"
+    extract_by_hand(members, downloads)
+    (downloads / VOC / "ImageSets/Segmentation/train.txt").write_text("a1\n")  # an image short of the release
+    with pytest.raises(DataError, match=r"train.txt: the train list has 1 images, the official one 2"):
+        pascal.build_voc2012(tmp_path / "dataset", downloads,
+                             voc_sources(data, {name: [f"{server.url}/dead/{name}"] for name in data}))
+    assert not (tmp_path / "dataset").exists() and server.requests == []
 
 
 def test_cityscapes_label_ids_to_train_ids():

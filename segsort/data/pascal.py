@@ -1,7 +1,9 @@
 """PASCAL VOC 2012 with the SBD augmentation: downloaded, verified and assembled in the VOC layout.
 
-Sources: VOC 2012 trainval (official host, with a mirror; md5-checked) and SBD's benchmark.tgz
-(Hariharan et al. 2011, md5-checked). The VOC 2012 test images need an account on the VOC evaluation
+Sources: VOC 2012 trainval and SBD's benchmark.tgz (Hariharan et al. 2011), each from the URLs of
+params.yaml `downloads` (official host first, then mirrors) and md5-checked. An archive placed by hand
+in the downloads folder is used once its md5 matches; a folder extracted by hand (<downloads>/VOCdevkit/
+VOC2012, <downloads>/benchmark_RELEASE/dataset) once its structure and list sizes are the official ones. The VOC 2012 test images need an account on the VOC evaluation
 server, so VOC2012test.tar is only used when placed by hand in the downloads folder. Its checksum is
 not published anywhere we could establish, so it is verified by structure instead: the segmentation
 test list with the official 1,456 ids and a JPEG for each.
@@ -22,21 +24,14 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from segsort.download import Archive, archive_stem, download, extract
+from segsort.download import Archive, DownloadError, archive_stem, download, extract
 from segsort.io import DataError, atomic_path, read_id_list, write_label_png
 
 VOC_CLASSES = ("background", "aero", "bike", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "table", "dog", "horse", "mbike", "person", "plant", "sheep", "sofa", "train", "tv")
 
-VOC_TRAINVAL = Archive(
-    "VOCtrainval_11-May-2012.tar",
-    ("http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
-     "https://pjreddie.com/media/files/VOCtrainval_11-May-2012.tar"),
-    "md5:6cd6e144f989b92b3379bac3b3de84fd")
-SBD = Archive(
-    "benchmark.tgz",
-    ("http://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",),
-    "md5:82b4d87ceb2ed10f6038a1cba92111cb")
+# params.yaml `downloads` key -> the folder inside the archive that holds the data
+ARCHIVE_FOLDERS = {"voc2012_trainval": "VOCdevkit/VOC2012", "sbd": "benchmark_RELEASE/dataset"}
 VOC_TEST_FILENAME = "VOC2012test.tar"
 
 # Sizes of the official lists; the assembled dataset must match them exactly.
@@ -83,18 +78,63 @@ def link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def fetch_voc2012(downloads: str | Path) -> tuple[Path, Path, Path | None]:
-    """Download (or reuse) and extract the archives; the VOC2012, SBD dataset and test VOC2012 folders.
+def archives(sources: dict) -> dict[str, Archive]:
+    """params.yaml `downloads` ({key: {filename, md5, urls}}) as Archives, by key."""
+    return {key: Archive(source["filename"], tuple(source["urls"]), f"md5:{source['md5']}")
+            for key, source in sources.items()}
+
+
+def check_voc_folder(voc: Path) -> None:
+    """An extracted VOC2012 folder: its segmentation lists of the official sizes, an image and a mask for each."""
+    lists = voc / "ImageSets" / "Segmentation"
+    for name in ("train", "val"):
+        ids = read_id_list(lists / f"{name}.txt")
+        check_count(name, ids, str(lists / f"{name}.txt"))
+        missing = [path for i in ids for path in (voc / "JPEGImages" / f"{i}.jpg", voc / "SegmentationClass" / f"{i}.png")
+                   if not path.is_file()]
+        if missing:
+            raise DataError(f"{voc}: {len(missing)} files of the {name} list are missing ({', '.join(map(str, missing[:3]))})")
+
+
+def check_sbd_folder(sbd: Path) -> None:
+    """An extracted SBD dataset folder: its lists, cls/ and img/ (list sizes are checked with VOC's)."""
+    for name in ("train.txt", "val.txt"):
+        read_id_list(sbd / name)
+    for name in ("cls", "img"):
+        if not (sbd / name).is_dir():
+            raise DataError(f"{sbd}: no {name}/ folder: not SBD's benchmark_RELEASE/dataset")
+
+
+def source_folder(downloads: Path, key: str, archive: Archive) -> Path:
+    """The extracted folder of one archive: extracted earlier (by a run or by hand), else downloaded (or
+    placed by hand) and extracted now. A failed download says where the archive or its folder may be placed."""
+    inner = ARCHIVE_FOLDERS[key]
+    ours = downloads / archive_stem(archive.filename) / inner
+    by_hand = downloads / inner
+    if ours.is_dir():
+        return ours
+    if by_hand.is_dir():
+        (check_voc_folder if key == "voc2012_trainval" else check_sbd_folder)(by_hand)
+        print(f"{key}: using the folder extracted by hand at {by_hand}", file=sys.stderr)
+        return by_hand
+    try:
+        path = download(archive.urls, downloads / archive.filename, archive.checksum)
+    except DownloadError as err:
+        raise DownloadError(f"{err}; or extract it yourself so that {by_hand} exists (params.yaml downloads.{key} "
+                            f"lists the URLs tried: add a mirror there)") from None
+    return _extracted(path) / inner
+
+
+def fetch_voc2012(downloads: str | Path, sources: dict) -> tuple[Path, Path, Path | None]:
+    """The VOC2012, SBD dataset and test VOC2012 folders, downloaded (or reused) and extracted; `sources`
+    is params.yaml `downloads`.
 
     The test folder is None, with a note on stderr, when VOC2012test.tar was not placed by hand.
     """
     downloads = Path(downloads)
-    folders = []
-    for archive in (VOC_TRAINVAL, SBD):
-        path = download(archive.urls, downloads / archive.filename, archive.checksum)
-        folders.append(_extracted(path))
-    voc = folders[0] / "VOCdevkit" / "VOC2012"
-    sbd = folders[1] / "benchmark_RELEASE" / "dataset"
+    found = archives(sources)
+    voc = source_folder(downloads, "voc2012_trainval", found["voc2012_trainval"])
+    sbd = source_folder(downloads, "sbd", found["sbd"])
     test_archive = downloads / VOC_TEST_FILENAME
     if not test_archive.is_file():
         print(f"note: no VOC 2012 test images: to add them (test.txt), download {VOC_TEST_FILENAME} from the "
@@ -152,6 +192,7 @@ def assemble_voc2012(out: str | Path, voc: Path, sbd: Path, test: Path | None = 
             (tmp / "ImageSets" / "Segmentation" / f"{name}.txt").write_text("".join(f"{i}\n" for i in ids))
 
 
-def build_voc2012(out: str | Path, downloads: str | Path) -> None:
-    """Download, verify and assemble VOC 2012 + SBD into the dataset root `out`."""
-    assemble_voc2012(out, *fetch_voc2012(downloads))
+def build_voc2012(out: str | Path, downloads: str | Path, sources: dict) -> None:
+    """Download, verify and assemble VOC 2012 + SBD into the dataset root `out` (`sources`: params.yaml
+    `downloads`)."""
+    assemble_voc2012(out, *fetch_voc2012(downloads, sources))
