@@ -225,7 +225,7 @@ def measure_training(record: Recorder, params: dict, root: Path, segments_dir: P
                      warmup: int, steps: int, data_threads: int | None, networks: list[str] | None):
     """data_threads: as the train stage sets it from params (None), or this number; networks: only these
     (None: every network the dataset's runs train)."""
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     if data_threads is None:
         data_threads = params["data_threads"] if device.type == "cuda" else 0
     for (network, objective, batch_size, crop), schedule in training_workloads(params).items():
@@ -271,7 +271,7 @@ def measure_inference(record: Recorder, params: dict, root: Path, work: Path, de
                       networks: list[str] | None):
     """Per-image cost of the bank, SegSort evaluation and softmax evaluation of each evaluated network
     (or only of `networks`): the stages' own library functions, scoring and the HDF5 bank file included."""
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     config = InferenceConfig.from_params(params)
     grid, iterations = tuple(params["segsort"]["grid"]), params["segsort"]["kmeans_iterations"]
     bank_size = split_sizes(params)[params["evaluation"]["bank_split"]] * grid[0] * grid[1]

@@ -157,18 +157,20 @@ def read_bank(path: str | Path, expect: dict) -> Bank:
         raise DataError(f"{path}: cannot read prototype bank ({err})") from err
 
 
-def bank_identity(model_path: Path, features: str, segments_dir: Path | None, dataset: str) -> dict:
-    """What a bank records about its making, and what evaluation insists on when it reads one back."""
+def bank_identity(model_path: Path, features: str, segments_dir: Path | None, dataset: str,
+                  datasets: dict | None = None) -> dict:
+    """What a bank records about its making, and what evaluation insists on when it reads one back
+    (`datasets`: params.yaml `datasets`, where a dataset of your own declares its classes)."""
     return {"model_sha256": file_sha256(model_path), "features": features,
             "segmentation": "kmeans" if segments_dir is None else "pseudo_segments",
-            "num_classes": len(class_names(dataset)), "dataset": dataset}
+            "num_classes": len(class_names(dataset, datasets)), "dataset": dataset}
 
 
 def read_model_bank(path: str | Path, model_path: Path, model, dataset: str, features: str = "embedding",
-                    segments_dir: Path | None = None) -> Bank:
+                    segments_dir: Path | None = None, datasets: dict | None = None) -> Bank:
     """The bank at `path`, refused unless that model file made it with these features, segmentation, dataset
     and the model's feature dimension: what every stage that reads a model's bank insists on."""
-    return read_bank(path, expect={**bank_identity(model_path, features, segments_dir, dataset),
+    return read_bank(path, expect={**bank_identity(model_path, features, segments_dir, dataset, datasets),
                                    "feature_dim": model.feature_dim(features)})
 
 

@@ -1,7 +1,9 @@
-"""`segsort predict` and `segsort explain`: a trained model (and its prototype bank) on your own images.
+"""`segsort predict`, `segsort explain` and `segsort check-dataset`: trained models on your own images, and
+your own dataset folders checked before the pipeline reads them.
 
     segsort predict --model M.pt --bank M.h5 photos/ --out labelled/
     segsort explain photo.jpg --model M.pt --bank M.h5 --out why.png
+    segsort check-dataset /data/my_labels --dataset my_labels   # every problem of a folder of your own
 
 Inference settings (k-means iterations, k of kNN, scales, flip, the longest side an image is labelled
 at) come from the active preset of --params (params.yaml by default); class names from the bank. A
@@ -23,6 +25,7 @@ from PIL import Image
 from segsort.bank import Bank, read_bank
 from segsort.checkpoint import file_sha256, load_model
 from segsort.data import class_names
+from segsort.data.own import check_dataset
 from segsort.explain import PALETTE, explain_image, retrieval_figure
 from segsort.inference import InferenceConfig, bounded, model_device, segsort_labels, softmax_labels
 from segsort.io import DataError, PipelineError, atomic_path, read_image, write_label_png
@@ -35,7 +38,8 @@ def load_model_and_bank(args) -> tuple[torch.nn.Module, Bank | None, tuple[str, 
     """The model on its device and, for a SegSort model, its bank, refused if made by another model."""
     model = load_model(args.model).to(stage_device(args.device))
     if model.config["head"] == "softmax":
-        return model, None, class_names(load_params(args.params)["dataset"])
+        params = load_params(args.params)
+        return model, None, class_names(params["dataset"], params["datasets"])
     if args.bank is None:
         raise DataError(f"{args.model}: a SegSort model labels segments by kNN: give its prototype bank (--bank)")
     bank = read_bank(args.bank, expect={"model_sha256": file_sha256(args.model), "features": "embedding",
@@ -123,10 +127,35 @@ def explain(args) -> int:
     return 0
 
 
+def check_dataset_command(args) -> int:
+    classes, palette = None, None
+    if args.dataset:
+        declared = load_params(args.params)["datasets"]
+        if args.dataset not in declared:
+            raise DataError(f"{args.params}: datasets.{args.dataset} is not declared (declared: {sorted(declared)})")
+        classes, palette = declared[args.dataset].get("classes"), declared[args.dataset].get("palette")
+    elif args.classes:
+        classes = args.classes.split(",")
+    problems = check_dataset(args.root, classes, palette)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{args.root}: {len(problems)} problems", file=sys.stderr)
+        return 1
+    kind = f"labelled, {len(classes)} classes" if classes else "images only"
+    print(f"{args.root}: no problems ({kind})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="segsort", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = p.add_subparsers(dest="command", required=True)
+    c = commands.add_parser("check-dataset", help="report every problem of a dataset folder, one line per file")
+    c.add_argument("root", type=Path, help="the folder: JPEGImages/, SegmentationClass/, ImageSets/Segmentation/")
+    c.add_argument("--dataset", help="its declaration in params.yaml datasets (classes, palette)")
+    c.add_argument("--classes", help="comma-separated class names, instead of --dataset (none: images only)")
+    c.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
     for name, help_text in (("predict", "label every image of a folder: label PNGs and colour overlays"),
                             ("explain", "draw an image's segments next to the training segments they retrieved")):
         c = commands.add_parser(name, help=help_text)
@@ -150,7 +179,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return predict(args) if args.command == "predict" else explain(args)
+        return {"predict": predict, "explain": explain, "check-dataset": check_dataset_command}[args.command](args)
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -59,6 +59,21 @@ class Downloads(Section):
     sbd: DownloadSource
 
 
+class OwnDataset(Section):
+    """A dataset of your own (segsort/data/own.py); `classes` absent: images only."""
+    root: str
+    preset: str                         # the presets entry whose hyper-parameters it trains with
+    classes: Annotated[list[str], Field(min_length=2, max_length=255)] | None = None
+    palette: list[Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=3, max_length=3)]] | None = None
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2  # of the images in val, when there are no split lists
+
+    @model_validator(mode="after")
+    def consistent(self):
+        if self.palette is not None and (self.classes is None or len(self.palette) != len(self.classes)):
+            raise ValueError("palette needs one [r, g, b] colour per class")
+        return self
+
+
 class Hed(Section):
     splits: list[str]
     batch_size: PositiveInt
@@ -237,6 +252,7 @@ class Params(Section):
     train_launcher: str
     data_threads: NonNegativeInt
     tiny: TinyData
+    datasets: dict[str, OwnDataset]
     downloads: Downloads
     hed: Hed
     pseudo_segments: PseudoSegments
@@ -261,7 +277,14 @@ class Params(Section):
     def references(self):
         """Names that point elsewhere in the file must exist there."""
         problems = []
-        if self.dataset not in self.presets:
+        built_in = {"tiny", "voc2012", "cityscapes"}
+        problems += [f"datasets.{name}: {name!r} is a built-in dataset's name" for name in self.datasets if name in built_in]
+        problems += [f"datasets.{name}.preset: {own.preset!r} is not in presets"
+                     for name, own in self.datasets.items() if own.preset not in self.presets]
+        if self.dataset not in built_in | set(self.datasets):
+            problems.append(f"dataset: {self.dataset!r} is neither built in ({', '.join(sorted(built_in))}) nor "
+                            f"declared in datasets")
+        elif self.dataset not in self.datasets and self.dataset not in self.presets:
             problems.append(f"dataset: {self.dataset!r} has no preset (presets: {sorted(self.presets)})")
         runs = {**self.unsupervised_runs, **self.supervised_runs, **self.softmax_runs}
         clashes = (set(self.unsupervised_runs) & set(self.supervised_runs)) | (

@@ -19,13 +19,17 @@ def bank_rows(model, dataset: VOCLayout, features: str, grid: tuple[int, int], i
     """Yield one labelled image's (image id, LabelledSegments) at a time (see segsort.bank.write_bank).
 
     Training images are segmented as in training: k-means on the features without the void pixels (or the
-    given pseudo-segments).
+    given pseudo-segments). An images-only dataset (no classes) gives every segment label 0: its bank holds
+    the prototypes of all segments, unlabelled.
     """
     for index in tqdm(range(len(dataset)), desc="bank", mininterval=5):
         sample = dataset[index]
         feature_maps = pixel_features(model, sample.image, features)
         segments = segment_image(feature_maps, grid, iterations, sample.segments, sample.labels)
-        yield sample.image_id, labelled_prototypes(feature_maps, segments, sample.labels, dataset.num_classes)
+        labels, num_classes = sample.labels, dataset.num_classes
+        if labels is None:
+            labels, num_classes = np.zeros(sample.image.shape[:2], np.uint8), 1
+        yield sample.image_id, labelled_prototypes(feature_maps, segments, labels, num_classes)
 
 
 def build_bank(model, dataset: VOCLayout, features: str, grid: tuple[int, int], iterations: int,

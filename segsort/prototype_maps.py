@@ -67,6 +67,9 @@ def segment_tiles(bank: Bank, indices, dataset_root: Path, size: int) -> dict[in
 
 def class_legend(fig, labels, class_names: tuple[str, ...], columns: int, fontsize: float,
                  loc: str = "lower center") -> None:
+    """The legend of the classes `labels` use; none for the unlabelled bank of an images-only dataset."""
+    if not class_names:
+        return
     used = sorted(set(int(label) for label in labels))
     fig.legend(handles=[Patch(facecolor=PALETTE[c] / 255, edgecolor="grey", label=class_names[c]) for c in used],
                loc=loc, ncol=min(len(used), columns), fontsize=fontsize, frameon=False)
@@ -118,7 +121,7 @@ def tsne_canvas(layout: TsneLayout, bank: Bank, dataset_root: Path, canvas_px: i
 
 def tsne_figure(canvas: np.ndarray, labels, class_names: tuple[str, ...], path: str | Path, title: str) -> None:
     """The canvas pixel for pixel, a title above and the legend of the shown classes below."""
-    dpi, top_px, legend_rows = 100, 50, -(-len(set(labels)) // 10)
+    dpi, top_px, legend_rows = 100, 50, -(-len(set(labels)) // 10) if class_names else 0
     bottom_px = 15 + 30 * legend_rows
     height, width = canvas.shape[0] + top_px + bottom_px, canvas.shape[1]
     fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
@@ -140,8 +143,9 @@ class FinchClusters:
     coarse_origin: str       # where the coarse partition comes from
 
 
-def finch_clusters(bank: Bank, coarse_clusters: int) -> FinchClusters:
-    """FINCH (cosine) on the foreground prototypes, and the partition into `coarse_clusters` clusters.
+def finch_clusters(bank: Bank, coarse_clusters: int, labelled: bool = True) -> FinchClusters:
+    """FINCH (cosine) on the foreground prototypes (on all of them for an unlabelled bank), and the partition
+    into `coarse_clusters` clusters.
 
     When no level of the hierarchy has exactly `coarse_clusters` clusters (the paper's 16 was its third
     level), FINCH's req_clust makes them: it goes on from the nearest finer level merging the closest pair
@@ -149,10 +153,10 @@ def finch_clusters(bank: Bank, coarse_clusters: int) -> FinchClusters:
     whereas the nearest level could be far off (levels shrink by factors of 3 to 5). A bank whose finest
     level already has fewer clusters shows that level.
     """
-    rows = np.nonzero(bank.labels.numpy() != 0)[0]
+    rows = np.nonzero(bank.labels.numpy() != 0)[0] if labelled else np.arange(len(bank))
     if len(rows) < 2:
-        raise DataError(f"{bank.path}: the bank has {len(rows)} foreground prototypes (label != 0); "
-                        f"FINCH needs at least 2")
+        raise DataError(f"{bank.path}: the bank has {len(rows)} {'foreground ' if labelled else ''}prototypes"
+                        f"{' (label != 0)' if labelled else ''}; FINCH needs at least 2")
     features = bank.prototypes[rows].numpy()
     wanted = min(coarse_clusters, len(rows))
     partitions, counts, requested = FINCH(features, req_clust=wanted, distance="cosine")
@@ -184,6 +188,9 @@ def strip(tiles: list[np.ndarray], slots: int) -> np.ndarray:
 
 
 def cluster_caption(labels: np.ndarray, class_names: tuple[str, ...]) -> str:
+    """A cluster's majority class and its share; nothing without classes."""
+    if not class_names:
+        return ""
     counts = np.bincount(labels)
     top = int(counts.argmax())
     return f"{class_names[top]} {counts[top]}/{len(labels)}"
@@ -213,7 +220,8 @@ def finch_figure(clusters: FinchClusters, bank: Bank, dataset_root: Path, cfg: d
 
     def draw(ax, members, shown, slots):
         ax.imshow(strip([tiles[int(clusters.rows[m])] for m in shown], slots))
-        ax.set_title(f"{len(members)} segments, {cluster_caption(labels[members], class_names)}", fontsize=9)
+        caption = cluster_caption(labels[members], class_names)
+        ax.set_title(f"{len(members)} segments" + (f", {caption}" if caption else ""), fontsize=9)
         ax.axis("off")
 
     per_row = max(1, cfg["fine_samples"] // cfg["coarse_samples"])

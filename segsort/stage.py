@@ -44,9 +44,9 @@ def set_dotted(params: dict, override: str) -> None:
     add a silent new key; a key of the dataset's preset (`segsort.grid`) is looked up in that preset."""
     key, sep, value = override.partition("=")
     parts = key.split(".")
-    preset = params.get("presets", {}).get(params.get("dataset"))
+    preset = params.get("presets", {}).get(preset_name(params))
     if isinstance(preset, dict) and parts[0] in preset:
-        parts = ["presets", params["dataset"], *parts]
+        parts = ["presets", preset_name(params), *parts]
     *parents, last = parts
     node = params
     for part in parents:
@@ -66,16 +66,24 @@ def yaml_problem(err: yaml.YAMLError) -> str:
         f" at line {where.line + 1}, column {where.column + 1}" if where else "")
 
 
+def preset_name(params: dict) -> str:
+    """The preset the active dataset trains with: its own (built-in datasets), or the one a dataset of your
+    own names (`datasets.<name>.preset`)."""
+    own = params.get("datasets", {}).get(params.get("dataset"))
+    return own["preset"] if own else params.get("dataset")
+
+
 def with_active_preset(params: dict, source: str | Path = "params") -> dict:
     """A copy of the parameters with the sections of the dataset's preset at the top level: `dataset` is the
     one key that selects both the data and its hyper-parameters."""
-    if params.get("dataset") not in params.get("presets", {}):
-        raise DataError(f"{source}: dataset {params.get('dataset')!r} has no preset (presets: "
+    preset = preset_name(params)
+    if preset not in params.get("presets", {}):
+        raise DataError(f"{source}: dataset {params.get('dataset')!r} has no preset {preset!r} (presets: "
                         f"{sorted(params.get('presets', {}))})")
-    clashes = set(params) & set(params["presets"][params["dataset"]])
+    clashes = set(params) & set(params["presets"][preset])
     if clashes:
         raise DataError(f"{source}: {sorted(clashes)} belong inside a preset, not at the top level")
-    return {**params, **params["presets"][params["dataset"]]}
+    return {**params, **params["presets"][preset]}
 
 
 class _Tee(io.TextIOBase):
@@ -165,7 +173,10 @@ def setup_torch(params: dict, threads: int | None = None) -> None:
 
     torch.set_num_threads(threads or params["threads"])
     torch.manual_seed(params["seed"])
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    # torch.use_deterministic_algorithms also sets torch._inductor's `deterministic` flag, which imports
+    # inductor and dynamo: about 3 s of every stage's start. No stage compiles, so only ATen's switch is set.
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
     torch.backends.cudnn.benchmark = False
     capability = torch.backends.cpu.get_cpu_capability()
     pinned = os.environ.get("SEGSORT_NATIVE_ISA") != "1"

@@ -19,9 +19,9 @@ def main():
     params = load_params(args.params, args.set)
     setup_torch(params)
     split = params["evaluation"]["bank_split"]
-    names = class_names(params["dataset"])
-    dataset = VOCLayout(args.dataset_root, split, len(names), segments_dir=args.segments)
-    attrs = {**bank_identity(args.model, args.features, args.segments, params["dataset"]), "split": split,
+    names = class_names(params["dataset"], params["datasets"])
+    dataset = VOCLayout(args.dataset_root, split, len(names), with_labels=bool(names), segments_dir=args.segments)
+    attrs = {**bank_identity(args.model, args.features, args.segments, params["dataset"], params["datasets"]), "split": split,
              "class_names": json.dumps(names), "dataset_root": str(args.dataset_root),
              "params": params_json({"segsort": params["segsort"], "bank_split": split,
                                     "kmeans_iterations": params["inference"]["kmeans_iterations"]})}

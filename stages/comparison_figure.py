@@ -32,7 +32,7 @@ def main():
         raise DataError(f"{args.params}: comparison_figures has no figure {args.figure!r}")
     figure = section[args.figure]
     count = figure["images_per_pair"]
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     config = InferenceConfig.from_params(params)
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names))
     indices = range(figure["first_image"], figure["first_image"] + count)
@@ -47,7 +47,7 @@ def main():
         softmax_model, segsort_model = load_model(softmax_path).to(device), load_model(segsort_path).to(device)
         check_pair(softmax_path, softmax_model.config, segsort_path, segsort_model.config)
         bank = read_model_bank(args.banks_dir / f"{segsort_name}.h5", segsort_path, segsort_model,
-                               params["dataset"]).to(device)
+                               params["dataset"], datasets=params["datasets"]).to(device)
         rows += [compare_image(softmax_model, segsort_model, bank, dataset[i], config, len(names)) for i in indices]
     title = (f"{args.figure}: softmax vs SegSort, {params['dataset']} {dataset.split}\n"
              "mIoU (%) of each image over the classes in its ground truth or prediction")

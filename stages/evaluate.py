@@ -22,7 +22,7 @@ def main():
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params)
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     config = InferenceConfig.from_params(params)
     model = load_model(args.model).to(stage_device(args.device))
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names),
@@ -35,7 +35,7 @@ def main():
         scores = evaluate_softmax(model, dataset, config)
     else:
         bank = read_model_bank(args.bank, args.model, model, params["dataset"], args.features,
-                               args.segments).to(model_device(model))
+                               args.segments, params["datasets"]).to(model_device(model))
         scores = evaluate(model, dataset, bank, args.features, config)
     scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
     scores["per_class_boundary"] = dict(zip(names, scores["per_class_boundary"]))

@@ -22,16 +22,17 @@ def main():
     params = load_params(args.params, args.set)
     setup_torch(params)
     cfg = params["prototype_figures"]["finch"]
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     model = load_model(args.model)
-    bank = read_model_bank(args.bank, args.model, model, params["dataset"])
-    clusters = finch_clusters(bank, cfg["coarse_clusters"])
-    print(f"{args.bank}: FINCH on {len(clusters.rows)} foreground prototypes -> "
+    bank = read_model_bank(args.bank, args.model, model, params["dataset"], datasets=params["datasets"])
+    clusters = finch_clusters(bank, cfg["coarse_clusters"], labelled=bool(names))
+    kind = "foreground" if names else "unlabelled"
+    print(f"{args.bank}: FINCH on {len(clusters.rows)} {kind} prototypes -> "
           f"{', '.join(map(str, clusters.counts))} clusters per level; coarse partition of "
           f"{clusters.coarse.max() + 1} clusters: {clusters.coarse_origin}")
     with atomic_path(args.out) as tmp:
         finch_figure(clusters, bank, args.dataset_root, cfg, params["seed"], names, tmp,
-                     f"{args.model.parent.name}: FINCH on its {len(clusters.rows)} foreground prototypes")
+                     f"{args.model.parent.name}: FINCH on its {len(clusters.rows)} {kind} prototypes")
     print(f"{args.out}: written")
 
 

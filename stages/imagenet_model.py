@@ -20,7 +20,7 @@ def main():
     if args.network not in params["networks"]:
         raise DataError(f"{args.params}: network {args.network!r} is not one of {sorted(params['networks'])}")
     network = params["networks"][args.network]
-    config = network_config(network, "segsort", params["embedding_dim"], len(class_names(params["dataset"])))
+    config = network_config(network, "segsort", params["embedding_dim"], len(class_names(params["dataset"], params["datasets"])))
     imagenet = network["backbone"] in params["imagenet_backbones"]
     print(f"{args.network}: {'ImageNet' if imagenet else 'randomly initialised'} {network['backbone']} backbone")
     save_model(args.out, build_model(config, imagenet=imagenet), f"imagenet_{args.network}")

@@ -1,5 +1,8 @@
 """Stage: make the dataset in VOC layout.
 
+A dataset of your own (params.yaml `datasets`) is checked first (every problem of the folder, one line
+each: segsort/data/own.py), and written only if there is none.
+
 tiny is generated offline. voc2012 (VOC 2012 + SBD) is downloaded into --downloads from the URLs of
 params.yaml `downloads` (or placed there by hand: the archives, or their extracted folders), verified
 and converted; the optional VOC 2012 test images need VOC2012test.tar placed there by hand. cityscapes
@@ -10,6 +13,7 @@ leftImg8bit_trainvaltest.zip in --downloads (or their extracted gtFine/ and left
 from pathlib import Path
 
 from segsort.data.cityscapes import build_cityscapes
+from segsort.data.own import build_own_dataset
 from segsort.data.pascal import build_voc2012
 from segsort.data.tiny import generate_tiny_dataset
 from segsort.io import DataError
@@ -24,7 +28,9 @@ def main():
                    help="where archives are downloaded, placed by hand and extracted (default: data/downloads)")
     args = p.parse_args()
     params = load_params(args.params, args.set)
-    if params["dataset"] == "tiny":
+    if params["dataset"] in params["datasets"]:
+        build_own_dataset(args.out, params["dataset"], params["datasets"][params["dataset"]], params["seed"])
+    elif params["dataset"] == "tiny":
         generate_tiny_dataset(args.out, params["tiny"], params["seed"])
     elif params["dataset"] == "voc2012":
         build_voc2012(args.out, args.downloads, params["downloads"])

@@ -24,9 +24,9 @@ def main():
     params = load_params(args.params, args.set)
     setup_torch(params)
     cfg = params["retrieval_figures"]
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     model = load_model(args.model).to(stage_device(args.device))
-    bank = read_model_bank(args.bank, args.model, model, params["dataset"]).to(model_device(model))
+    bank = read_model_bank(args.bank, args.model, model, params["dataset"], datasets=params["datasets"]).to(model_device(model))
     dataset = VOCLayout(args.dataset_root, params["evaluation"]["eval_split"], len(names))
     examples = []
     for index in range(min(cfg["images"], len(dataset))):

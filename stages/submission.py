@@ -23,7 +23,7 @@ def main():
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params)
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     config = InferenceConfig.from_params(params)
     model = load_model(args.model).to(stage_device(args.device))
     softmax = model.config["head"] == "softmax"
@@ -35,7 +35,7 @@ def main():
         def predict(sample):
             return softmax_labels(model, sample.image, config)
     else:
-        bank = read_model_bank(args.bank, args.model, model, params["dataset"]).to(model_device(model))
+        bank = read_model_bank(args.bank, args.model, model, params["dataset"], datasets=params["datasets"]).to(model_device(model))
 
         def predict(sample):
             return segsort_labels(model, sample.image, bank.prototypes, bank.labels, config, len(names),

@@ -55,7 +55,7 @@ def main():
             replicates = {}
             for path in args.replicate_metrics:
                 replicates.setdefault(path.stem, []).append(read_metrics(path))
-        table = build_table(args.table, rows, metrics, paper, params["dataset"], class_names(params["dataset"]),
+        table = build_table(args.table, rows, metrics, paper, params["dataset"], class_names(params["dataset"], params["datasets"]),
                             replicates)
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)

@@ -37,7 +37,7 @@ def main():
     if objective == "unsupervised" and args.segments is None:
         raise DataError(f"unsupervised run {args.run!r} needs --segments")
 
-    dataset = VOCLayout(args.dataset_root, run["split"], len(class_names(params["dataset"])),
+    dataset = VOCLayout(args.dataset_root, run["split"], len(class_names(params["dataset"], params["datasets"])),
                         with_labels=objective != "unsupervised",
                         segments_dir=args.segments if objective == "unsupervised" else None)
     head = "softmax" if objective == "softmax" else "segsort"

@@ -21,9 +21,9 @@ def main():
     params = load_params(args.params, args.set)
     setup_torch(params)
     cfg = params["prototype_figures"]["tsne"]
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     model = load_model(args.model)
-    bank = read_model_bank(args.bank, args.model, model, params["dataset"])
+    bank = read_model_bank(args.bank, args.model, model, params["dataset"], datasets=params["datasets"])
     layout = tsne_layout(bank, cfg["samples"], cfg["perplexity"], cfg["canvas_px"] // cfg["patch_px"],
                          params["seed"])
     canvas = tsne_canvas(layout, bank, args.dataset_root, cfg["canvas_px"], cfg["patch_px"])

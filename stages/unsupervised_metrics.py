@@ -26,7 +26,7 @@ def main():
         cfg = protocol_config(evaluation.get("unsupervised_protocols"))
     except ValueError as err:
         raise DataError(f"{args.params}: {err}") from err
-    names = class_names(params["dataset"])
+    names = class_names(params["dataset"], params["datasets"])
     model = load_model(args.model).to(stage_device(args.device))
     if args.features == "embedding" and model.config["head"] != "segsort":
         raise DataError(f"{args.model}: a {model.config['head']} model has no embedding; use --features backbone")

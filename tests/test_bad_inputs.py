@@ -111,7 +111,12 @@ def test_missing_params_file_is_named(tmp_path):
 def test_the_dataset_has_a_preset_whose_sections_stay_inside_it(tmp_path, params_file):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({**params_file, "dataset": "voc2007"}))
-    with pytest.raises(DataError, match=r"params.yaml: dataset: 'voc2007' has no preset \(presets: \['cityscapes', 'tiny', 'voc2012'\]\)"):
+    with pytest.raises(DataError, match=r"params.yaml: dataset: 'voc2007' is neither built in \(cityscapes, tiny, "
+                                        r"voc2012\) nor declared in datasets"):
+        load_params(path)
+    own = {"mine": {"root": str(tmp_path), "preset": "tiny2"}}
+    path.write_text(yaml.safe_dump({**params_file, "dataset": "mine", "datasets": own}))
+    with pytest.raises(DataError, match=r"params.yaml: datasets.mine.preset: 'tiny2' is not in presets"):
         load_params(path)
     path.write_text(yaml.safe_dump({**params_file, "segsort": {"kappa": 5.0}}))
     with pytest.raises(DataError, match=r"params.yaml: segsort: unknown key"):

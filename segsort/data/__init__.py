@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 
-def class_names(dataset: str) -> tuple[str, ...]:
+def class_names(dataset: str, datasets: dict | None = None) -> tuple[str, ...]:
+    """The class names of a built-in dataset, or of one of your own declared in params.yaml `datasets`
+    (passed as `datasets`; an images-only dataset has none)."""
+    if datasets and dataset in datasets:
+        return tuple(datasets[dataset].get("classes") or ())
     if dataset == "tiny":
         from segsort.data.tiny import TINY_CLASSES
         return TINY_CLASSES
@@ -12,4 +16,4 @@ def class_names(dataset: str) -> tuple[str, ...]:
     if dataset == "cityscapes":
         from segsort.data.cityscapes import CITYSCAPES_CLASSES
         return CITYSCAPES_CLASSES
-    raise ValueError(f"unknown dataset {dataset!r} (supported: tiny, voc2012, cityscapes)")
+    raise ValueError(f"unknown dataset {dataset!r} (built in: tiny, voc2012, cityscapes; yours: params.yaml datasets)")

@@ -4,6 +4,7 @@ from pathlib import Path
 import yaml
 
 from segsort.config import validate_params
+from segsort.stage import preset_name
 
 
 def dotted_differences(a, b, prefix=""):
@@ -24,7 +25,9 @@ if OVERRIDDEN:
 validate_params(config)  # unknown keys, wrong types, values out of range: one line each, naming the key
 DATA = f"data/{config['dataset']}"
 REPORTS = f"reports/{config['dataset']}"  # each dataset's tables and figures; outputs of datasets never mix
-PRESET = f"presets.{config['dataset']}"
+PRESET = f"presets.{preset_name(config)}"  # a dataset of your own names the preset it trains with
+OWN_DATASET = config["datasets"].get(config["dataset"])  # None for the built-in datasets
+IMAGES_ONLY = OWN_DATASET is not None and not OWN_DATASET.get("classes")  # the unsupervised chain only
 TRAIN_PARAMS = ("seed", "threads", "checkpoint_every", "mixed_precision", "optimizer", f"{PRESET}.segsort")
 BANK_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split", f"{PRESET}.inference.kmeans_iterations")
 EVAL_PARAMS = ("threads", f"{PRESET}.segsort", "evaluation.bank_split", "evaluation.eval_split", f"{PRESET}.inference")

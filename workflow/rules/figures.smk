@@ -3,6 +3,8 @@
 # it as its DVC stage is.
 COMPARISONS = config["comparison_figures"]
 PROTOTYPE_FIGURES = config["prototype_figures"]["models"]
+if IMAGES_ONLY:  # no labels: the groups found among the unsupervised runs' prototypes (as Figures 8 and 10 show)
+    PROTOTYPE_FIGURES = {f"{kind}_{run}": run for run in config["unsupervised_runs"] for kind in ("fig8_finch", "fig10_tsne")}
 
 for figure, spec in COMPARISONS.items():
 
@@ -39,7 +41,8 @@ for figure, model in PROTOTYPE_FIGURES.items():
             f"{REPORTS}/figures/{figure}.png",
         params:
             script="finch_figure" if "finch" in figure else "tsne_figure",
-            tracked=params_of("seed", "threads", f"prototype_figures.models.{figure}",
+            tracked=params_of("seed", "threads", f"unsupervised_runs.{model}" if IMAGES_ONLY else
+                              f"prototype_figures.models.{figure}",
                               f"prototype_figures.{'finch' if 'finch' in figure else 'tsne'}"),
         log:
             f"{DATA}/logs/{figure}.log",

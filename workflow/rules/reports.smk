@@ -1,7 +1,11 @@
 SERVER_TABLES = config["evaluation"]["server_tables"]
 # Every table in the paper's order: those of params.yaml `tables`, Table 4 (latency benchmark + sweep), and
 # Table 3 over its seeds (workflow/rules/replicates.smk).
-ALL_TABLES = sorted([*config["tables"], "table4", SEEDS_TABLE], key=table_order)
+# A dataset of your own has a test split only if it lists one (ImageSets/Segmentation/test.txt): without
+# it, the tables of the test split (evaluation.server_tables) are left out.
+HAS_TEST_SPLIT = OWN_DATASET is None or (Path(OWN_DATASET["root"]) / "ImageSets/Segmentation/test.txt").is_file()
+ALL_TABLES = sorted([*(t for t in config["tables"] if HAS_TEST_SPLIT or t not in SERVER_TABLES), "table4", SEEDS_TABLE],
+                    key=table_order)
 
 
 # One rule per table of params.yaml `tables` (named after it, as its DVC stage is).
