@@ -11,6 +11,7 @@ its support faded to white, fitted into a square framed in the colour of its lab
 from __future__ import annotations
 
 import itertools
+import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,12 +122,13 @@ def tsne_canvas(layout: TsneLayout, bank: Bank, dataset_root: Path, canvas_px: i
 
 def tsne_figure(canvas: np.ndarray, labels, class_names: tuple[str, ...], path: str | Path, title: str) -> None:
     """The canvas pixel for pixel, a title above and the legend of the shown classes below."""
-    dpi, top_px, legend_rows = 100, 50, -(-len(set(labels)) // 10) if class_names else 0
+    lines = textwrap.wrap(title, width=max(20, canvas.shape[1] // 11))  # at most 11 pixels a character at 15 pt
+    dpi, top_px, legend_rows = 100, 50 + 22 * (len(lines) - 1), -(-len(set(labels)) // 10) if class_names else 0
     bottom_px = 15 + 30 * legend_rows
     height, width = canvas.shape[0] + top_px + bottom_px, canvas.shape[1]
     fig = plt.figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     fig.figimage(canvas, xo=0, yo=bottom_px)
-    fig.text(0.5, 1 - 25 / height, title, ha="center", va="center", fontsize=15)
+    fig.text(0.5, 1 - top_px / 2 / height, "\n".join(lines), ha="center", va="center", fontsize=15)
     class_legend(fig, labels, class_names, columns=10, fontsize=14)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
