@@ -28,10 +28,9 @@ from segsort.data import class_names
 from segsort.data.own import check_dataset
 from segsort.explain import PALETTE, explain_image, retrieval_figure
 from segsort.inference import InferenceConfig, bounded, model_device, segsort_labels, softmax_labels
-from segsort.io import DataError, PipelineError, atomic_path, read_image, write_label_png
+from segsort.io import IMAGE_SUFFIXES, DataError, PipelineError, atomic_path, read_image, write_label_png
 from segsort.stage import add_device_argument, load_params, setup_torch, stage_device
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def load_model_and_bank(args) -> tuple[torch.nn.Module, Bank | None, tuple[str, ...]]:
@@ -78,7 +77,7 @@ def predict(args) -> int:
     images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
         if args.images.is_dir() else []
     if not images:
-        raise DataError(f"{args.images}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+        raise DataError(f"{args.images}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     outputs = prediction_outputs(images, args.out)
     params = load_params(args.params)
     setup_torch(params)

@@ -124,6 +124,19 @@ def write_label_png(path: str | Path, labels: np.ndarray) -> None:
     img.save(path)
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what read_image is given to read
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link (no extra disk space) where the file system allows it, a copy otherwise."""
+    if not src.is_file():
+        raise DataError(f"{src}: file is missing")
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 CONVERSIONS_SAID: set[str] = set()  # image modes whose conversion to 8-bit RGB this process has reported
 
 

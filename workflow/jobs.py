@@ -23,10 +23,9 @@ class Job:
     """One job: a rule with its wildcards bound. `name` is the job's DVC stage name."""
     name: str
     rule: str
-    wildcards: dict[str, str]
     cmd: str                 # the shell command, whitespace collapsed
     inputs: tuple[str, ...]
-    outputs: dict[str, str]  # output name ("" for unnamed, numbered) -> path
+    outputs: dict[str, str]  # output name (its position, for unnamed ones) -> path
     logs: tuple[str, ...]
     params: tuple[str, ...]  # dotted params.yaml keys the job tracks (`params.tracked` of its rule)
     curve_axes: tuple[str, str] | None  # a curve output's (x, y) columns (`params.curve_axes` of its rule)
@@ -70,7 +69,7 @@ def pipeline_jobs(repo: Path, targets: tuple[str, ...] = (), forceall: bool = Tr
             outputs = {names.get(i, str(i)): str(path) for i, path in enumerate(job.output)}
             params = dict(job.params.items())
             axes = params.get("curve_axes")
-            jobs.append(Job(name=stage_name(job.rule.name, wildcards), rule=job.rule.name, wildcards=wildcards,
+            jobs.append(Job(name=stage_name(job.rule.name, wildcards), rule=job.rule.name,
                             cmd=" ".join(job.shellcmd.split()), inputs=tuple(map(str, job.input)),
                             outputs=outputs, logs=tuple(map(str, job.log)),
                             params=tuple(params.get("tracked", {})), curve_axes=tuple(axes) if axes else None))

@@ -1,11 +1,10 @@
 """A dataset of your own, declared in params.yaml `datasets.<name>`: checked, then written in the VOC layout.
 
-The folder (`root`) holds JPEGImages/ (any of IMAGE_SUFFIXES, any size and mode: segsort.io.read_image
+The folder (`root`) holds JPEGImages/ (any of segsort.io.IMAGE_SUFFIXES, any size and mode: read_image
 converts greyscale, RGBA and 16-bit images) and, for a labelled dataset, SegmentationClass/<id>.png: class
 ids as a palette or grey PNG (255 = void), or colours of the declared `palette` in an RGB PNG. Split lists
-in ImageSets/Segmentation/ (train.txt and val.txt; train_aug.txt and test.txt, whose images need no mask,
-optional) are used when present; otherwise
-a seeded split is written, `val_fraction` of the images in val. An images-only dataset (no `classes`)
+in ImageSets/Segmentation/ (train.txt and val.txt; optional train_aug.txt, and test.txt whose images need
+no mask) are used when present; otherwise a seeded split is written, `val_fraction` of the images in val. An images-only dataset (no `classes`)
 lists every image in train, train_aug and val: its pipeline trains and groups without labels.
 
 `check_dataset` reads the whole folder and returns every problem at once, one line each naming the file;
@@ -13,17 +12,14 @@ lists every image in train, train_aug and val: its pipeline trains and groups wi
 """
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segsort.io import IGNORE_LABEL, DataError, atomic_path, read_image, write_label_png
+from segsort.io import IGNORE_LABEL, IMAGE_SUFFIXES, DataError, atomic_path, link_or_copy, read_image, write_label_png
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 LIST_NAMES = ("train", "val", "train_aug", "test")  # test: images without masks (Table 7's packages)
 
 
@@ -56,6 +52,11 @@ def read_split_lists(root: Path) -> tuple[dict[str, list[str]], list[str]]:
     if lists and not {"train", "val"} <= set(lists):
         problems.append(f"{folder}: has {', '.join(f'{n}.txt' for n in lists)} but needs both train.txt and val.txt")
     return lists, problems
+
+
+def test_only_ids(lists: dict[str, list[str]]) -> set[str]:
+    """Ids listed in test.txt and in no other list: images without masks."""
+    return set(lists.get("test", [])) - {i for split, ids in lists.items() if split != "test" for i in ids}
 
 
 def mask_ids(path: Path, palette: list[list[int]] | None) -> np.ndarray:
@@ -101,7 +102,7 @@ def check_dataset(root: str | Path, classes: list[str] | None = None, palette: l
         if absent:
             problems.append(f"{root / 'ImageSets/Segmentation' / f'{name}.txt'}: {len(absent)} ids listed without "
                             f"an image in JPEGImages/: {', '.join(absent[:5])}")
-    unlabelled = set(lists.get("test", [])) - {i for name, ids in lists.items() if name != "test" for i in ids}
+    unlabelled = test_only_ids(lists)
     for image_id, path in images.items():
         try:
             with Image.open(path) as img:
@@ -143,13 +144,6 @@ def seeded_split(ids: list[str], val_fraction: float, seed: int) -> dict[str, li
     return {"train": train, "val": val, "train_aug": train}
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def build_own_dataset(out: str | Path, name: str, spec: dict, seed: int) -> None:
     """Check the folder of `datasets.<name>` (`spec`), then write the dataset root `out` (atomically) in the
     VOC layout: images linked (JPEG and PNG) or converted to PNG, masks as palette PNGs of class ids, lists."""
@@ -161,14 +155,14 @@ def build_own_dataset(out: str | Path, name: str, spec: dict, seed: int) -> None
     lists, _ = read_split_lists(root)
     ids = sorted(images)
     if classes is None:
-        lists = {split: ids for split in LIST_NAMES}
+        lists = {split: ids for split in ("train", "val", "train_aug")}
     elif not lists:
         lists = seeded_split(ids, spec["val_fraction"], seed)
         print(f"{name}: no split lists in {root}: a seeded split, {len(lists['val'])} of {len(ids)} images in val",
               file=sys.stderr)
     lists.setdefault("train_aug", lists["train"])
     used = sorted({i for split in lists.values() for i in split})
-    labelled = {i for name, split in lists.items() if name != "test" for i in split}
+    unlabelled = test_only_ids(lists)
     with atomic_path(out) as tmp:
         for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
             (tmp / sub).mkdir(parents=True)
@@ -179,7 +173,7 @@ def build_own_dataset(out: str | Path, name: str, spec: dict, seed: int) -> None
                 link_or_copy(source, tmp / "JPEGImages" / f"{image_id}{suffix}")
             else:
                 Image.fromarray(read_image(source)).save(tmp / "JPEGImages" / f"{image_id}.png")
-            if classes is not None and image_id not in set(lists.get("test", [])) - labelled:
+            if classes is not None and image_id not in unlabelled:
                 write_label_png(tmp / "SegmentationClass" / f"{image_id}.png",
                                 mask_ids(root / "SegmentationClass" / f"{image_id}.png", palette).astype(np.uint8))
         for split, split_ids in lists.items():

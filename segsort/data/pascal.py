@@ -16,8 +16,6 @@ allows, copies otherwise.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,13 +23,11 @@ import numpy as np
 import scipy.io
 
 from segsort.download import Archive, DownloadError, archive_stem, download, extract
-from segsort.io import DataError, atomic_path, read_id_list, write_label_png
+from segsort.io import DataError, atomic_path, link_or_copy, read_id_list, write_label_png
 
 VOC_CLASSES = ("background", "aero", "bike", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "table", "dog", "horse", "mbike", "person", "plant", "sheep", "sofa", "train", "tv")
 
-# params.yaml `downloads` key -> the folder inside the archive that holds the data
-ARCHIVE_FOLDERS = {"voc2012_trainval": "VOCdevkit/VOC2012", "sbd": "benchmark_RELEASE/dataset"}
 VOC_TEST_FILENAME = "VOC2012test.tar"
 
 # Sizes of the official lists; the assembled dataset must match them exactly.
@@ -68,16 +64,6 @@ def sbd_mask(path: str | Path) -> np.ndarray:
     return labels.astype(np.uint8)
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    """A hard link (no extra disk space) where the file system allows it, a copy otherwise."""
-    if not src.is_file():
-        raise DataError(f"{src}: file is missing")
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def archives(sources: dict) -> dict[str, Archive]:
     """params.yaml `downloads` ({key: {filename, md5, urls}}) as Archives, by key."""
     return {key: Archive(source["filename"], tuple(source["urls"]), f"md5:{source['md5']}")
@@ -105,16 +91,22 @@ def check_sbd_folder(sbd: Path) -> None:
             raise DataError(f"{sbd}: no {name}/ folder: not SBD's benchmark_RELEASE/dataset")
 
 
+# params.yaml `downloads` key -> the folder inside the archive that holds the data, and its check when
+# it was extracted by hand
+ARCHIVE_FOLDERS = {"voc2012_trainval": ("VOCdevkit/VOC2012", check_voc_folder),
+                   "sbd": ("benchmark_RELEASE/dataset", check_sbd_folder)}
+
+
 def source_folder(downloads: Path, key: str, archive: Archive) -> Path:
     """The extracted folder of one archive: extracted earlier (by a run or by hand), else downloaded (or
     placed by hand) and extracted now. A failed download says where the archive or its folder may be placed."""
-    inner = ARCHIVE_FOLDERS[key]
+    inner, check_folder = ARCHIVE_FOLDERS[key]
     ours = downloads / archive_stem(archive.filename) / inner
     by_hand = downloads / inner
     if ours.is_dir():
         return ours
     if by_hand.is_dir():
-        (check_voc_folder if key == "voc2012_trainval" else check_sbd_folder)(by_hand)
+        check_folder(by_hand)
         print(f"{key}: using the folder extracted by hand at {by_hand}", file=sys.stderr)
         return by_hand
     try:
