@@ -69,3 +69,40 @@ def share_of_global_mean(local_mean: torch.Tensor, local_count: torch.Tensor,
     if size == 1:
         return local_mean
     return local_mean * (local_count * size / global_count)
+
+
+class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics are those of the global batch, as SyncBatchNorm's are, for
+    processes on CPUs (gloo), where SyncBatchNorm refuses to run: with each process's own statistics, two
+    processes would train another network than one process does. The sums over processes go through a
+    differentiable all-reduce, so the gradient through the statistics reaches every process's pixels.
+    Mean first, then the mean squared deviation (two passes, as BatchNorm computes them)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, C, H, W), this process's part of the batch
+        if not self.training:
+            return super().forward(x)
+        count = all_sum(torch.tensor(float(x.numel() // x.shape[1]), device=x.device))  # pixels of the global batch
+        mean = dist_autograd.all_reduce(x.sum((0, 2, 3))) / count                         # (C,)
+        centred = x - mean[None, :, None, None]
+        var = dist_autograd.all_reduce(centred.square().sum((0, 2, 3))) / count           # (C,), biased
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * count / (count - 1), self.momentum)  # unbiased, as BatchNorm keeps it
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+
+
+def global_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with every BatchNorm2d computing the global batch's statistics: SyncBatchNorm on a GPU,
+    GlobalBatchNorm2d on a CPU. Parameters and buffers keep their names, so checkpoints do not change."""
+    if next(model.parameters()).device.type == "cuda":
+        return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if type(child) is torch.nn.BatchNorm2d:
+                replacement = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                                child.track_running_stats, device=child.weight.device)
+                replacement.load_state_dict(child.state_dict())
+                setattr(parent, name, replacement)
+    return model

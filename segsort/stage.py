@@ -106,7 +106,12 @@ class _Tee(io.TextIOBase):
 
 
 class StageParser(argparse.ArgumentParser):
-    """Every stage takes --params and --log; parsing --log copies stdout and stderr into that file."""
+    """Every stage takes --params and --log; parsing --log copies stdout and stderr into that file (in
+    process 0 alone, under torchrun).
+
+    The options may follow a `--`: the training commands put one after `stages/train.py`, because torchrun's
+    own parser reads every option of its command line, the script's too, and refuses `--run` and `--log` as
+    ambiguous abbreviations of its `--run-path` and `--log-dir`."""
 
     def __init__(self, description: str):
         super().__init__(description=description)
@@ -116,9 +121,10 @@ class StageParser(argparse.ArgumentParser):
                           help="override a parameter (dotted key, YAML value) after the preset is applied; "
                                "the ablation sweeps use it")
 
-    def parse_args(self, *args, **kwargs):
-        parsed = super().parse_args(*args, **kwargs)
-        if parsed.log is not None:
+    def parse_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        parsed = super().parse_args(args[1:] if args[:1] == ["--"] else args, namespace)
+        if parsed.log is not None and os.environ.get("RANK", "0") == "0":
             parsed.log.parent.mkdir(parents=True, exist_ok=True)
             log = parsed.log.open("w", buffering=1)
             sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from segsort.checkpoint import load_checkpoint, save_checkpoint
 from segsort.clustering import cluster_pixels, compact_segments, label_partition, segment_means
 from segsort.data.voc import VOCLayout, augment, check_split
-from segsort.distributed import all_sum, gather_rows, rank_and_size, share_of_global_mean
+from segsort.distributed import all_sum, gather_rows, global_batch_norm, rank_and_size, share_of_global_mean
 from segsort.io import IGNORE_LABEL, PipelineError, atomic_path
 from segsort.losses import MemoryBank, vmf_loss, vmf_n_loss
 
@@ -354,9 +354,12 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     if batch_size % world_size:
         raise ValueError(f"batch size {batch_size} does not split over {world_size} processes")
     per_process = batch_size // world_size
+    if world_size > 1 and rank == 0:
+        print(f"data-parallel: {world_size} processes ({torch.distributed.get_backend()}), {per_process} of the "
+              f"{batch_size} images of each step in each")
     model.to(device)
-    if world_size > 1 and device.type == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # batch statistics of the global batch
+    if world_size > 1:
+        model = global_batch_norm(model)  # the batch statistics of the global batch, as one process has them
     optimizer = make_optimizer(model, schedule["lr"], optim_cfg)
     bank = memory_bank(objective, segsort_cfg)
     digest = config_digest(config)
@@ -372,7 +375,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
     network = model if world_size == 1 else DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
     autocast = mixed_precision and device.type == "cuda"
-    writer = SummaryWriter(tensorboard_dir, purge_step=start) if tensorboard_dir and rank == 0 else None
+    writer = open_tensorboard(tensorboard_dir, log_rows) if tensorboard_dir and rank == 0 else None
 
     first = rank * per_process
     image_grid = image_frame_grid(objective, segsort_cfg)
@@ -398,8 +401,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
                       "images_per_second": round(batch_size / row.seconds, 3)}
             log_rows.append(logged)
             if writer:
-                for key in ("loss", "lr", "images_per_second"):
-                    writer.add_scalar(key, logged[key], row.step + 1)
+                add_scalars(writer, logged)
         if values:
             progress.set_postfix(loss=f"{values[-1] / world_size:.3f}", refresh=False)
         pending.clear()
@@ -433,6 +435,25 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
         raise TrainingError(f"{log_path.parent.name}: every crop was ignore, nothing was trained")
     if rank == 0:
         write_log(log_path, log_rows)
+
+
+def open_tensorboard(folder: Path, earlier_rows: list[dict]) -> SummaryWriter:
+    """A TensorBoard writer for `folder` that holds the whole run, the steps before a resume included.
+    Snakemake and DVC delete a failed job's outputs before they rerun it, this folder with them, while the
+    resume state keeps the log rows: the earlier steps are written again from those (and any events already
+    there are replaced, so a resumed run never shows a step twice)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for events in folder.glob("events.out.tfevents.*"):
+        events.unlink()
+    writer = SummaryWriter(folder)
+    for row in earlier_rows:
+        add_scalars(writer, row)
+    return writer
+
+
+def add_scalars(writer: SummaryWriter, row: dict) -> None:
+    for key in ("loss", "lr", "images_per_second"):
+        writer.add_scalar(key, row[key], row["step"])
 
 
 def write_log(path: Path, rows: list[dict]) -> None:

@@ -4,10 +4,39 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline_runs import BackgroundPipeline, start_local_cluster, stop_local_cluster
 from segsort.data.tiny import generate_tiny_dataset
 from segsort.stage import with_active_preset
+from workflow_dags import copy_tracked_files
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_pipeline(request, tmp_path_factory):
+    """pipeline_runs.BackgroundPipeline, started with the session when a collected test reads it (through
+    the `pipeline_run` fixture), on the local SLURM cluster when it can start; None otherwise. The cluster
+    is stopped at the end if this session started it."""
+    if not any("pipeline_run" in item.fixturenames for item in request.session.items):
+        yield None
+        return
+    started, problem = start_local_cluster()
+    work = copy_tracked_files(tmp_path_factory.mktemp("pipeline"), skip=("reports/tiny/", "tests/"))  # makes its own
+    pipeline = BackgroundPipeline(work, tmp_path_factory.mktemp("slurm"), on_cluster=not problem)
+    pipeline.problem = problem
+    yield pipeline
+    pipeline.stop()  # the tests that read it have waited for it: it has ended unless the session stopped early
+    if started:
+        stop_local_cluster()
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tiny_pipeline) -> Path:
+    """The scratch checkout where the session's background run (pipeline_runs.py) made rows 1-3 of the
+    tiny Table 3."""
+    run = tiny_pipeline.result()
+    assert run.result.returncode == 0, (run.work / "snakemake.out").read_text()[-5000:]
+    return run.work
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from workflow.jobs import pipeline_jobs
 from workflow_dags import copy_tracked_files, dvc_stages, snakemake_jobs
 
 
@@ -62,10 +63,18 @@ def test_dvc_dry_run_lists_every_stage_without_the_data(paper_repo):
     assert planned == set(dvc_stages(paper_repo))
 
 
-def test_slurm_profile_sizes_rules_that_exist(paper_repo):
-    profile = yaml.safe_load((paper_repo / "workflow/profiles/slurm/config.yaml").read_text())
-    assert profile["executor"] == "slurm"
-    rules = {name.split("-")[0] for name in snakemake_jobs(paper_repo)}
-    assert set(profile["set-resources"]) <= rules
-    training = {"train_unsupervised", "train_supervised", "train_softmax", "ablation_grid", "ablation_embedding_dim"}
-    assert all(profile["set-resources"][rule]["gpu"] >= 1 for rule in training)
+def test_slurm_profiles_size_rules_that_exist_and_retry_only_training(paper_repo):
+    """Both profiles retry alike: a training job (it keeps a resume state) once, any other job never;
+    the cluster's one gives every training rule a GPU, the local one asks for no GPU at all."""
+    cluster, local = (yaml.safe_load((paper_repo / f"workflow/profiles/{name}/config.yaml").read_text())
+                      for name in ("slurm", "slurm-local"))
+    jobs = pipeline_jobs(paper_repo, (), forceall=True)
+    rules = {job.rule for job in jobs}
+    training = {job.rule for job in jobs if "stages/train.py" in job.cmd}
+    for profile in (cluster, local):
+        assert profile["executor"] == "slurm" and profile["retries"] == 0
+        assert set(profile["preemptible-rules"]) == training and profile["preemptible-retries"] == 1
+        assert profile["slurm-status-command"] == "squeue"  # sacct's "CANCELLED by <uid>" would hang the run
+    assert set(cluster["set-resources"]) <= rules
+    assert all(cluster["set-resources"][rule]["gpu"] >= 1 for rule in training)
+    assert "set-resources" not in local and "gpu" not in local["default-resources"]

@@ -1,5 +1,7 @@
-"""The tiny-dataset DAG, run by Snakemake in a scratch copy of the repository, reproduces the committed
-results of Table 3's first three rows (reports/tiny/metrics/<model>.json: mIoU, boundary F and the rest).
+"""The tiny-dataset DAG, run by Snakemake in a scratch copy of the repository (on the local SLURM cluster
+where it starts: pipeline_runs.py, from the session's start, beside the other tests), reproduces the
+committed results of Table 3's first three rows (reports/tiny/metrics/<model>.json: mIoU, boundary F and
+the rest).
 
 What CI rebuilds: one model of each kind of Table 3, seed `seed` only, from the dataset up (HED,
 pseudo-segments, training, bank, evaluation; about 10 minutes on 2 cores):
@@ -29,29 +31,18 @@ import pandas as pd
 import pytest
 import yaml
 
+from pipeline_runs import MODELS, TARGETS
 from segsort.data import class_names
-from workflow_dags import copy_tracked_files, dvc_downstream, snakemake_jobs
+from workflow_dags import dvc_downstream, snakemake_jobs
 
 pytestmark = pytest.mark.slow  # three rows of the tiny Table 3 DAG, about 10 minutes on 2 cores
 
 REPO = Path(__file__).resolve().parents[1]
 REPORTS_NUMERICS = "e8ff64110d39b561"  # segsort.numerics.fingerprint of the AMD EPYC (AVX2) that made reports/tiny
-UNTRAINED, UNSUPERVISED, SUPERVISED = "imagenet_lite0_pyramid", "unsup_train_aug", "sup_train"  # rows 1-3
-MODELS = (UNTRAINED, UNSUPERVISED, SUPERVISED)
-TARGETS = tuple(f"reports/tiny/metrics/{model}.json" for model in MODELS)
+UNTRAINED, UNSUPERVISED, SUPERVISED = MODELS  # rows 1-3
 # The DVC stages that make them (and what the parameter-change checks rebuild)
 TARGET_STAGES = (f"metrics_pseudo_segments-{UNTRAINED}", f"metrics_kmeans-{UNSUPERVISED}",
                  f"metrics_kmeans-{SUPERVISED}")
-
-
-@pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory) -> Path:
-    work = copy_tracked_files(tmp_path_factory.mktemp("pipeline"), skip=("reports/tiny/", "tests/"))  # makes its own
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["snakemake", "--cores", "2", *TARGETS], cwd=work, env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return work
 
 
 def pooled_tolerances() -> dict:

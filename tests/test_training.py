@@ -1,4 +1,6 @@
 """Training: resume reproduces an uninterrupted run; a non-finite loss stops with the step and image ids."""
+import shutil
+
 import pytest
 import torch
 
@@ -24,8 +26,16 @@ def run(small_params, dataset, tmp_path, objective="supervised", network=None, d
     training.train(model, dataset, objective, small_params["schedules"]["supervised"], small_params["optimizer"],
                    small_params["segsort"], seed=0, log_path=tmp_path / "log.csv",
                    resume_path=tmp_path / "resume.pt", checkpoint_every=small_params["checkpoint_every"],
-                   config={"test": objective}, data_threads=data_threads)
+                   config={"test": objective}, data_threads=data_threads, tensorboard_dir=tmp_path / "events")
     return model
+
+
+def tensorboard_losses(folder) -> list[tuple[int, float]]:
+    """(step, loss) of every loss event in `folder`, in the order TensorBoard reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars("loss")]
 
 
 def losses(log_path):
@@ -66,9 +76,14 @@ def test_resume_reaches_the_same_weights(small_params, dataset, tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         run(small_params, dataset, tmp_path / "b", objective, network)
     assert (tmp_path / "b" / "resume.pt").is_file()
+    shutil.rmtree(tmp_path / "b" / "events")  # as Snakemake and DVC delete a failed job's outputs
     monkeypatch.setattr(training, "make_batch", make_batch)
     resumed = run(small_params, dataset, tmp_path / "b", objective, network)
     assert_same_training(reference, resumed, tmp_path / "a", tmp_path / "b")
+    # TensorBoard holds the whole run, the steps before the resume too
+    expected = tensorboard_losses(tmp_path / "a" / "events")
+    assert [step for step, _ in expected] == list(range(1, small_params["schedules"]["supervised"]["steps"] + 1))
+    assert tensorboard_losses(tmp_path / "b" / "events") == expected
 
 
 def test_batches_made_ahead_by_threads_train_the_same_weights(small_params, dataset, tmp_path):

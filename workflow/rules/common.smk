@@ -74,7 +74,7 @@ def ablation_commands(setting, init):
     """An ablation job's commands (workflow/rules/ablations.smk): train, bank and evaluate one setting;
     `setting` is the --set override all three take."""
     return (
-        f"{config['train_launcher']} stages/train.py --run {ABLATIONS['run']} --set '{setting}' --init {init}"
+        f"{config['train_launcher']} stages/train.py -- --run {ABLATIONS['run']} --set '{setting}' --init {init}"
         f" --dataset-root {{input.dataset}} --model-out {{output.model}} --train-log {{output.train_log}}"
         f" --tensorboard {{output.tensorboard}} --log {{log.train}}"
         f" && python stages/build_bank.py --set '{setting}' --model {{output.model}} --dataset-root {{input.dataset}}"

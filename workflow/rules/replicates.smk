@@ -63,7 +63,7 @@ for run in REPLICATED_RUNS:
         log:
             f"{REPLICATE}/logs/train/{run}.log",
         shell:
-            config["train_launcher"] + " stages/train.py --run {params.run} --set seed={wildcards.seed} --init {input.init}"
+            config["train_launcher"] + " stages/train.py -- --run {params.run} --set seed={wildcards.seed} --init {input.init}"
             " --dataset-root {input.dataset} {params.segments_option} {input.segments}"
             " --model-out {output.model} --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
 

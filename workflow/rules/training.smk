@@ -29,7 +29,7 @@ rule train_unsupervised:
     log:
         f"{DATA}/logs/train_unsupervised/{{run}}.log",
     shell:
-        config["train_launcher"] + " stages/train.py --run {wildcards.run} --init {input.init}"
+        config["train_launcher"] + " stages/train.py -- --run {wildcards.run} --init {input.init}"
         " --dataset-root {input.dataset} --segments {input.segments} --model-out {output.model}"
         " --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
 
@@ -50,7 +50,7 @@ rule train_supervised:
     log:
         f"{DATA}/logs/train_supervised/{{run}}.log",
     shell:
-        config["train_launcher"] + " stages/train.py --run {wildcards.run} --init {input.init}"
+        config["train_launcher"] + " stages/train.py -- --run {wildcards.run} --init {input.init}"
         " --dataset-root {input.dataset} --model-out {output.model}"
         " --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
 
@@ -71,6 +71,6 @@ rule train_softmax:
     log:
         f"{DATA}/logs/train_softmax/{{run}}.log",
     shell:
-        config["train_launcher"] + " stages/train.py --run {wildcards.run} --init {input.init}"
+        config["train_launcher"] + " stages/train.py -- --run {wildcards.run} --init {input.init}"
         " --dataset-root {input.dataset} --model-out {output.model}"
         " --train-log {output.train_log} --tensorboard {output.tensorboard} --log {log}"
