@@ -1,4 +1,5 @@
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ from segsort.stage import with_active_preset
 from workflow_dags import copy_tracked_files
 
 REPO = Path(__file__).resolve().parents[1]
+# The background run's stages and the other tests share two cores: threads that wait for work sleep instead
+# of spinning on a core another process needs (OpenMP; the work each thread does, and so every number, is
+# the same either way). Set before any test starts a process.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def pytest_collection_modifyitems(items):
+    """The tests that read the background run (pipeline_run) go last, so that every other test runs while
+    it does instead of waiting behind one that waits for it."""
+    items.sort(key=lambda item: "pipeline_run" in item.fixturenames)  # a stable sort: the rest keep their order
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,12 +25,16 @@ import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 PROFILE = "workflow/profiles/slurm-local"
 MODELS = ("imagenet_lite0_pyramid", "unsup_train_aug", "sup_train")  # Table 3's rows 1-3
 TARGETS = tuple(f"reports/tiny/metrics/{model}.json" for model in MODELS)
 CANCELLED = ("train_supervised", "sup_train")  # the rule and run whose job is cancelled mid-run
 CORRUPT_MASK = "SegmentationClass/img1.png"
+
+
+def tool_env() -> dict:
+    """The environment the tools run in: this one, with the virtual environment's commands first."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 @dataclass
@@ -121,8 +125,8 @@ class BackgroundPipeline:
 
     def _snakemake(self, *args: str) -> subprocess.Popen:
         log = (self.work / "snakemake.out").open("w")
-        self._process = subprocess.Popen(["snakemake", *args, *TARGETS], cwd=self.work, env=ENV, stdout=log,
-                                         stderr=subprocess.STDOUT, text=True)
+        self._process = subprocess.Popen(["snakemake", *args, *TARGETS], cwd=self.work, env=tool_env(),
+                                         stdout=log, stderr=subprocess.STDOUT, text=True)
         if self._stopped:
             self._process.terminate()
         return self._process
@@ -132,7 +136,7 @@ class BackgroundPipeline:
         repo = broken_dataset_repo(self.scratch)
         since = datetime.now().replace(microsecond=0)
         record.broken_dataset_result = subprocess.run(["snakemake", "--profile", PROFILE, "data/mine/dataset"],
-                                                      cwd=repo, env=ENV, capture_output=True, text=True)
+                                                      cwd=repo, env=tool_env(), capture_output=True, text=True)
         record.broken_dataset_jobs, record.broken_dataset_repo = sacct_jobs(repo, since), repo
         process = self._snakemake("--profile", PROFILE)
         cancel_after_first_checkpoint(self.work, process, record)
