@@ -33,8 +33,7 @@ def tiny_pipeline(request, tmp_path_factory):
         return
     started, problem = start_local_cluster()
     work = copy_tracked_files(tmp_path_factory.mktemp("pipeline"), skip=("reports/tiny/", "tests/"))  # makes its own
-    pipeline = BackgroundPipeline(work, tmp_path_factory.mktemp("slurm"), on_cluster=not problem)
-    pipeline.problem = problem
+    pipeline = BackgroundPipeline(work, tmp_path_factory.mktemp("slurm"), problem)
     yield pipeline
     pipeline.stop()  # the tests that read it have waited for it: it has ended unless the session stopped early
     if started:

@@ -11,9 +11,7 @@ and the tests that read it wait for it. On the cluster it first meets two faults
 """
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,17 +22,14 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from workflow_dags import copy_tracked_files, tool_env
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "workflow/profiles/slurm-local"
 MODELS = ("imagenet_lite0_pyramid", "unsup_train_aug", "sup_train")  # Table 3's rows 1-3
 TARGETS = tuple(f"reports/tiny/metrics/{model}.json" for model in MODELS)
 CANCELLED = ("train_supervised", "sup_train")  # the rule and run whose job is cancelled mid-run
 CORRUPT_MASK = "SegmentationClass/img1.png"
-
-
-def tool_env() -> dict:
-    """The environment the tools run in: this one, with the virtual environment's commands first."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 @dataclass
@@ -95,7 +90,6 @@ def cancel_after_first_checkpoint(work: Path, process: subprocess.Popen, record:
 
 def broken_dataset_repo(work: Path) -> Path:
     """A scratch checkout whose dataset is a folder of one's own with one corrupt mask."""
-    from workflow_dags import copy_tracked_files
     folder = work / "mine"
     (folder / "JPEGImages").mkdir(parents=True)
     (folder / "SegmentationClass").mkdir()
@@ -115,8 +109,9 @@ def broken_dataset_repo(work: Path) -> Path:
 class BackgroundPipeline:
     """The run, in a thread; `result()` waits for it and re-raises what it raised, `stop()` ends it early."""
 
-    def __init__(self, work: Path, scratch: Path, on_cluster: bool):
-        self.work, self.scratch, self.on_cluster = work, scratch, on_cluster
+    def __init__(self, work: Path, scratch: Path, problem: str):
+        """problem: why the local cluster did not start ("" when it did: the run goes on the cluster)."""
+        self.work, self.scratch, self.problem, self.on_cluster = work, scratch, problem, not problem
         self._process: subprocess.Popen | None = None
         self._stopped = False
         self._outcome: PipelineRun | BaseException | None = None

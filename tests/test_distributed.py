@@ -1,22 +1,20 @@
 """Two processes (torch.distributed, gloo on CPU) give the loss and gradients of one process on the
 same global batch: the SegSort losses see the prototypes of every process's images."""
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import yaml
 
 import segsort.train as training
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
 from segsort.losses import MemoryBank
 from segsort.models import build_model, network_config
-from workflow_dags import copy_tracked_files
+from workflow_dags import copy_tracked_files, tool_env
 
 pytestmark = pytest.mark.slow  # two training processes
 
@@ -165,7 +163,7 @@ def test_torchrun_training_in_the_dag_gives_the_weights_of_one_process(tmp_path)
     repo = copy_tracked_files(tmp_path / "repo", skip=("tests/", "reports/tiny/"))
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["presets"]["tiny"]["schedules"]["supervised"]["steps"] = DAG_STEPS
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = tool_env()
     model = "data/tiny/models/sup_train/model.pt"
     weights = {}
     for launcher in ("python", "torchrun --standalone --nproc_per_node 2"):

@@ -48,7 +48,7 @@ def test_the_cancelled_training_was_resubmitted_and_resumed_from_its_checkpoint(
     rule, run = CANCELLED
     assert cluster.cancelled_job is not None
     jobs = [row for row in cluster.jobs if row["Comment"] == f"rule_{rule}_wildcards_{run}"]
-    assert [row["JobID"] for row in jobs][0] == cluster.cancelled_job and len(jobs) == 2
+    assert len(jobs) == 2 and jobs[0]["JobID"] == cluster.cancelled_job
     resubmitted_log = pipeline_run / f".snakemake/slurm_logs/rule_{rule}/{run}/{jobs[1]['JobID']}.log"
     checkpoint = params["checkpoint_every"]
     assert f"resuming from step {checkpoint} (" in resubmitted_log.read_text()

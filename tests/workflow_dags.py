@@ -1,4 +1,5 @@
 """The Snakemake and DVC views of the pipeline, read with each tool's own API (nothing is executed)."""
+import os
 import shutil
 import subprocess
 import sys
@@ -7,6 +8,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from workflow.jobs import pipeline_jobs, working_directory  # noqa: E402
+
+
+def tool_env() -> dict:
+    """The environment the tools run in: this one, with the virtual environment's commands first."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def copy_tracked_files(work: Path, skip: tuple[str, ...] = ()) -> Path:
