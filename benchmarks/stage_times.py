@@ -383,6 +383,12 @@ def estimate_jobs(params: dict, measured: dict, jobs: list[Job]):
             elif script in ("evaluate", "submission"):
                 split = evaluation["test_split" if script == "submission" else "eval_split"]
                 yield job.name, *inference("evaluate", model_of(command), split)
+            elif script == "inference_sweep":  # an upper bound: the network runs once for all settings
+                sweep = params["inference_sweep"]
+                settings = len(sweep["kmeans_iterations"]) * len(sweep["knn_k"])
+                stage, network, objective, images, _, measured_row = inference(
+                    "evaluate", sweep["model"], evaluation["eval_split"])
+                yield job.name, stage, network, objective, settings * images, "image x setting", measured_row
 
 
 def seconds_per_unit(row: dict | None, stage: str) -> float | None:

@@ -11,7 +11,7 @@ from segsort.bank import Bank, write_bank
 from segsort.boundaries import BoundaryCounts
 from segsort.data.voc import Sample, VOCLayout
 from segsort.inference import (InferenceConfig, labelled_prototypes, pixel_features, segment_image,
-                               segsort_labels, softmax_labels)
+                               segsort_labels, softmax_labels, sweep_labels)
 from segsort.metrics import boundary_scores, class_boundary_counts, confusion_matrix, segmentation_scores
 
 
@@ -47,6 +47,17 @@ def evaluate(model, dataset: VOCLayout, bank: Bank, features: str, config: Infer
     return {**score(predict, dataset), "bank_size": len(bank)}
 
 
+def evaluate_sweep(model, dataset: VOCLayout, bank: Bank, features: str,
+                   configs: list[InferenceConfig]) -> list[dict]:
+    """evaluate() with each config (k-means iterations and k of kNN may differ; see sweep_votes), the
+    network run once per image for all of them."""
+    def predict(sample: Sample) -> list[np.ndarray]:
+        return sweep_labels(model, sample.image, bank.prototypes, bank.labels, configs, dataset.num_classes,
+                            features, sample.segments)
+
+    return [{**scores, "bank_size": len(bank)} for scores in score_each(predict, dataset, len(configs))]
+
+
 def evaluate_softmax(model, dataset: VOCLayout, config: InferenceConfig) -> dict:
     """The softmax baseline: every pixel takes the arg max of its class probabilities."""
     return score(lambda sample: softmax_labels(model, sample.image, config), dataset)
@@ -55,13 +66,18 @@ def evaluate_softmax(model, dataset: VOCLayout, config: InferenceConfig) -> dict
 def score(predict: Callable[[Sample], np.ndarray], dataset: VOCLayout) -> dict:
     """mIoU, per-class IoU, pixel accuracy and per-class boundary P/R/F (and their means over the classes,
     as the paper averages them) of `predict` (sample -> (H, W) class ids) over the dataset."""
-    confusion = np.zeros((dataset.num_classes, dataset.num_classes), dtype=np.int64)
-    boundaries = [BoundaryCounts() for _ in range(dataset.num_classes)]
+    return score_each(lambda sample: [predict(sample)], dataset, 1)[0]
+
+
+def score_each(predict: Callable[[Sample], list[np.ndarray]], dataset: VOCLayout, count: int) -> list[dict]:
+    """score() of each of the `count` predictions `predict` makes of every sample."""
+    confusions = [np.zeros((dataset.num_classes, dataset.num_classes), dtype=np.int64) for _ in range(count)]
+    boundaries = [[BoundaryCounts() for _ in range(dataset.num_classes)] for _ in range(count)]
     for index in tqdm(range(len(dataset)), desc="evaluate", mininterval=5):
         sample = dataset[index]
-        prediction = predict(sample)
-        confusion += confusion_matrix(prediction, sample.labels, dataset.num_classes)
-        image_counts = class_boundary_counts(prediction, sample.labels, dataset.num_classes)
-        boundaries = [total + counts for total, counts in zip(boundaries, image_counts)]
-    return {**segmentation_scores(confusion), **boundary_scores(boundaries),
-            "num_images": len(dataset)}
+        for setting, prediction in enumerate(predict(sample)):
+            confusions[setting] += confusion_matrix(prediction, sample.labels, dataset.num_classes)
+            image_counts = class_boundary_counts(prediction, sample.labels, dataset.num_classes)
+            boundaries[setting] = [total + counts for total, counts in zip(boundaries[setting], image_counts)]
+    return [{**segmentation_scores(confusion), **boundary_scores(counts), "num_images": len(dataset)}
+            for confusion, counts in zip(confusions, boundaries)]

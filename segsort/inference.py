@@ -169,36 +169,62 @@ def view_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_lab
                config: InferenceConfig, num_classes: int, features: str = "embedding",
                pseudo_segments: np.ndarray | None = None):
     """Segment one view, retrieve each segment's neighbours, return (segments (H, W), per-segment votes
-    (S, C), neighbour similarities (S, k), neighbour indices (S, k)). S counts every id segment_image can
-    give, empty segments too (their rows paint no pixel): no host sync to find the ones in use."""
-    feature_maps = pixel_features(model, image, features)
+    (S, C), neighbour similarities (S, k), neighbour indices (S, k))."""
+    segments, queries = segment_queries(pixel_features(model, image, features), config, pseudo_segments)
+    return segments, *query_votes(queries, bank_prototypes, bank_labels, config.knn_k, num_classes)
+
+
+def segment_queries(feature_maps: torch.Tensor, config: InferenceConfig,
+                    pseudo_segments: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(segments (H, W), query prototypes (S, D)). S counts every id segment_image can give, empty segments
+    too (their rows paint no pixel): no host sync to find the ones in use."""
     segments = segment_image(feature_maps, config.grid, config.kmeans_iterations, pseudo_segments)
-    queries = query_prototypes(feature_maps, segments, segment_count(config.grid, pseudo_segments))
-    sims, neighbours = nearest_prototypes(queries, bank_prototypes, config.knn_k)
-    votes = knn_votes(bank_labels.to(neighbours.device)[neighbours], num_classes)
-    return segments, votes, sims, neighbours
+    return segments, query_prototypes(feature_maps, segments, segment_count(config.grid, pseudo_segments))
+
+
+def query_votes(queries: torch.Tensor, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor, k: int,
+                num_classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(votes (S, C), neighbour similarities (S, k), neighbour indices (S, k)) of each query's k nearest
+    bank prototypes."""
+    sims, neighbours = nearest_prototypes(queries, bank_prototypes, k)
+    return knn_votes(bank_labels.to(neighbours.device)[neighbours], num_classes), sims, neighbours
 
 
 def segsort_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
                   config: InferenceConfig, num_classes: int, features: str = "embedding",
                   pseudo_segments: np.ndarray | None = None) -> torch.Tensor:
     """(C, H, W) kNN votes accumulated per pixel over every scale and flip of `config`."""
+    return sweep_votes(model, image, bank_prototypes, bank_labels, [config], num_classes, features,
+                       pseudo_segments)[0]
+
+
+def sweep_votes(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
+                configs: list[InferenceConfig], num_classes: int, features: str = "embedding",
+                pseudo_segments: np.ndarray | None = None) -> list[torch.Tensor]:
+    """segsort_votes of each config, which may differ in k-means iterations and k of kNN but share the
+    first's scales and flip: the network runs once per view for all of them (the inference sweep)."""
     height, width = image.shape[:2]
-    total = torch.zeros(num_classes, height, width, device=model_device(model))
-    for scale in config.scales:
-        for flip in (False, True) if config.flip else (False,):
+    totals = [torch.zeros(num_classes, height, width, device=model_device(model)) for _ in configs]
+    for scale in configs[0].scales:
+        for flip in (False, True) if configs[0].flip else (False,):
             view = resized_view(image, scale, flip)
             view_segments = None if pseudo_segments is None else cv2.resize(
                 resized_view(pseudo_segments, 1.0, flip), view.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-            segments, votes, _, _ = view_votes(model, view, bank_prototypes, bank_labels, config, num_classes,
-                                               features, view_segments)
-            painted = votes.T[:, segments].float()
-            if flip:
-                painted = painted.flip(-1)
-            if painted.shape[1:] != (height, width):
-                painted = F.interpolate(painted[None], size=(height, width), mode="nearest")[0]
-            total += painted
-    return total
+            feature_maps = pixel_features(model, view, features)
+            segmented = {}  # settings of the same k-means share its segments
+            for config, total in zip(configs, totals):
+                key = (config.grid, config.kmeans_iterations)
+                if key not in segmented:
+                    segmented[key] = segment_queries(feature_maps, config, view_segments)
+                segments, queries = segmented[key]
+                votes, _, _ = query_votes(queries, bank_prototypes, bank_labels, config.knn_k, num_classes)
+                painted = votes.T[:, segments].float()
+                if flip:
+                    painted = painted.flip(-1)
+                if painted.shape[1:] != (height, width):
+                    painted = F.interpolate(painted[None], size=(height, width), mode="nearest")[0]
+                total += painted
+    return totals
 
 
 def bounded(image: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -223,10 +249,18 @@ def segsort_labels(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank
                    config: InferenceConfig, num_classes: int, features: str = "embedding",
                    pseudo_segments: np.ndarray | None = None) -> np.ndarray:
     """(H, W) uint8 class ids of a SegSort model's prediction (at most `config.max_side`, resized back)."""
-    small = bounded(image, config.max_side)
-    segments = None if pseudo_segments is None else bounded(pseudo_segments, config.max_side)
-    votes = segsort_votes(model, small, bank_prototypes, bank_labels, config, num_classes, features, segments)
-    return full_size(majority(votes).cpu().numpy().astype(np.uint8), image.shape)
+    return sweep_labels(model, image, bank_prototypes, bank_labels, [config], num_classes, features,
+                        pseudo_segments)[0]
+
+
+def sweep_labels(model, image: np.ndarray, bank_prototypes: torch.Tensor, bank_labels: torch.Tensor,
+                 configs: list[InferenceConfig], num_classes: int, features: str = "embedding",
+                 pseudo_segments: np.ndarray | None = None) -> list[np.ndarray]:
+    """segsort_labels of each config (see sweep_votes)."""
+    small = bounded(image, configs[0].max_side)
+    segments = None if pseudo_segments is None else bounded(pseudo_segments, configs[0].max_side)
+    votes = sweep_votes(model, small, bank_prototypes, bank_labels, configs, num_classes, features, segments)
+    return [full_size(majority(v).cpu().numpy().astype(np.uint8), image.shape) for v in votes]
 
 
 def softmax_labels(model, image: np.ndarray, config: InferenceConfig) -> np.ndarray:

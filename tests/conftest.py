@@ -42,8 +42,8 @@ def tiny_pipeline(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pipeline_run(tiny_pipeline) -> Path:
-    """The scratch checkout where the session's background run (pipeline_runs.py) made rows 1-3 of the
-    tiny Table 3."""
+    """The scratch checkout where the session's background run (pipeline_runs.py) made the tiny Table 3
+    (seed 0)."""
     run = tiny_pipeline.result()
     assert run.result.returncode == 0, (run.work / "snakemake.out").read_text()[-5000:]
     return run.work

@@ -1,5 +1,5 @@
-"""The suite's long run: rows 1-3 of the tiny Table 3 DAG, which test_tiny_pipeline.py compares with the
-committed results, run on the one-node SLURM cluster of scripts/slurm_local.sh through the profile
+"""The suite's long run: Table 3 of the tiny DAG, seed 0 (its five rows), which test_tiny_pipeline.py
+compares with the committed results, run on the one-node SLURM cluster of scripts/slurm_local.sh through the profile
 workflow/profiles/slurm-local when that cluster starts here (Debian's packages, as root), else by
 Snakemake alone.
 
@@ -26,7 +26,8 @@ from workflow_dags import copy_tracked_files, tool_env
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = "workflow/profiles/slurm-local"
-MODELS = ("imagenet_lite0_pyramid", "unsup_train_aug", "sup_train")  # Table 3's rows 1-3
+MODELS = ("imagenet_lite0_pyramid", "unsup_train_aug", "sup_train", "unsup_then_sup_train",
+          "sup_train_aug_then_train")  # Table 3's rows 1-5
 TARGETS = tuple(f"reports/tiny/metrics/{model}.json" for model in MODELS)
 CANCELLED = ("train_supervised", "sup_train")  # the rule and run whose job is cancelled mid-run
 CORRUPT_MASK = "SegmentationClass/img1.png"

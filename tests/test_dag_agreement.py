@@ -34,21 +34,26 @@ def test_the_committed_dvc_yaml_is_written_from_the_workflow():
 
 
 def test_a_new_sweep_value_in_params_yaml_is_planned_by_both_tools(tmp_path):
-    """A value added to inference_sweep.knn_k, in params.yaml only: Snakemake plans its jobs at once; the
-    staleness check names them; rewritten, dvc.yaml has the same new stages."""
+    """A value added to inference_sweep.knn_k, in params.yaml only: Snakemake's sweep job makes its metrics
+    at once; the staleness check names the jobs it changes; rewritten, dvc.yaml's sweep stage makes them."""
     repo = copy_tracked_files(tmp_path / "repo", skip=("tests/",))
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    before_snakemake, before_dvc = set(snakemake_jobs(repo)), set(dvc_stages(repo))
+    before_snakemake, before_dvc = snakemake_jobs(repo), dvc_stages(repo)
     params_path = repo / "params.yaml"
     text = params_path.read_text()
     params_path.write_text(text.replace("knn_k: [1, 5, 11, 21, 31]", "knn_k: [1, 5, 11, 21, 31, 41]", 1))
     assert yaml.safe_load(params_path.read_text())["inference_sweep"]["knn_k"][-1] == 41
-    new = {f"inference_sweep-{iterations}-41" for iterations in (2, 4, 10)}
-    assert set(snakemake_jobs(repo)) - before_snakemake == new
+    new = {f"reports/tiny/sweeps/inference/{iterations}-41.json" for iterations in (2, 4, 10)}
+    after_snakemake = snakemake_jobs(repo)
+    assert set(after_snakemake) == set(before_snakemake)
+    outs = {name: set(job["outs"]) - set(before_snakemake[name]["outs"]) for name, job in after_snakemake.items()}
+    assert {name: added for name, added in outs.items() if added} == {"inference_sweep": new}
     check = run_script(repo, "--check")
-    assert check.returncode == 1 and all(name in check.stderr for name in [*new, "fig13_knn", "table4"]), check.stderr
+    assert check.returncode == 1 and all(name in check.stderr for name in ["inference_sweep", "fig13_knn", "table4"]), check.stderr
     assert run_script(repo).returncode == 0
-    assert set(dvc_stages(repo)) - before_dvc == new
+    after_dvc = dvc_stages(repo)
+    assert set(after_dvc) == set(before_dvc)
+    assert set(after_dvc["inference_sweep"]["outs"]) - set(before_dvc["inference_sweep"]["outs"]) == new
     assert run_script(repo, "--check").returncode == 0
 
 

@@ -1,6 +1,7 @@
 """`segsort predict` and `segsort explain` with a model and its bank (untrained weights: the plumbing and
 the provenance are under test, not the accuracy); evaluation of a multi-scale config end to end."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from segsort.checkpoint import save_model
 from segsort.cli import main as segsort_cli
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.evaluate import build_bank, evaluate
+from segsort.evaluate import build_bank, evaluate, evaluate_sweep
 from segsort.inference import InferenceConfig, segsort_votes
 from segsort.models import build_model, network_config
 
@@ -108,6 +109,20 @@ def test_multi_scale_votes_add_up_over_views_and_single_scale_matches_evaluation
     scores = evaluate(model, one_image, bank, "embedding", config)
     assert 0 <= scores["miou"] <= 1 and 0 <= scores["boundary_f"] <= 1
     assert set(scores) >= {"per_class_iou", "per_class_boundary", "boundary_precision", "boundary_recall"}
+
+
+def test_the_sweep_scores_each_setting_as_its_own_evaluation(small_dataset, model_and_bank):
+    """The inference sweep runs the network once per view and k-means once per number of iterations, for
+    all k: each setting's scores must still be those of evaluating with that setting alone."""
+    _, bank_path, model = model_and_bank
+    bank = read_bank(bank_path, expect={})
+    images = VOCLayout(small_dataset, "val", len(class_names("tiny")))
+    images.ids = images.ids[:2]
+    base = InferenceConfig(grid=(3, 3), kmeans_iterations=1, knn_k=1, scales=(0.75, 1.0), flip=True)
+    configs = [replace(base, kmeans_iterations=iterations, knn_k=k) for iterations in (1, 4) for k in (1, 3, 7)]
+    swept = evaluate_sweep(model, images, bank, "embedding", configs)
+    assert swept == [evaluate(model, images, bank, "embedding", config) for config in configs]
+    assert len({json.dumps(scores, sort_keys=True) for scores in swept}) > 1  # the settings differ
 
 
 def run_predict(photos, out, model_and_bank, params_path, *extra):

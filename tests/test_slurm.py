@@ -1,6 +1,6 @@
 """The DAG on a real scheduler: the one-node SLURM cluster of scripts/slurm_local.sh, through the profile
-workflow/profiles/slurm-local, as pipeline_runs.py runs it from the session's start. That rows 1-3 of the
-tiny Table 3 made there are the committed ones is test_tiny_pipeline.py's check; here: every job was a
+workflow/profiles/slurm-local, as pipeline_runs.py runs it from the session's start. That the tiny Table 3
+(seed 0) made there is the committed one is test_tiny_pipeline.py's check; here: every job was a
 SLURM job, the training cancelled mid-run was resubmitted by the profile and resumed from its checkpoint
 with its log and TensorBoard events whole, and a job given a corrupt mask failed once, with its message.
 
@@ -17,7 +17,7 @@ from pipeline_runs import CANCELLED, CORRUPT_MASK, TARGETS
 from test_training import tensorboard_losses
 from workflow.jobs import pipeline_jobs
 
-pytestmark = pytest.mark.slow  # the tiny DAG's rows 1-3
+pytestmark = pytest.mark.slow  # the tiny DAG's Table 3, seed 0
 
 
 @pytest.fixture(scope="module")

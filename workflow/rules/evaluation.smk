@@ -143,25 +143,22 @@ rule inference_sweep:
         bank=f"{DATA}/banks/{SWEEP['model']}.h5",
         dataset=f"{DATA}/dataset",
     output:
-        f"{REPORTS}/sweeps/inference/{{iterations}}-{{k}}.json",
-    wildcard_constraints:
-        iterations=one_of(map(str, SWEEP["kmeans_iterations"])),
-        k=one_of(map(str, SWEEP["knn_k"])),
+        [f"{REPORTS}/sweeps/inference/{iterations}-{k}.json" for iterations in SWEEP["kmeans_iterations"]
+         for k in SWEEP["knn_k"]],
     params:
-        tracked=params_of(*EVAL_PARAMS, "inference_sweep.model"),
+        out_dir=f"{REPORTS}/sweeps/inference",
+        tracked=params_of(*EVAL_PARAMS, "inference_sweep"),
     threads: config["threads"]
     log:
-        f"{DATA}/logs/inference_sweep/{{iterations}}-{{k}}.log",
+        f"{DATA}/logs/inference_sweep.log",
     shell:
-        "python stages/evaluate.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
-        " --set inference.kmeans_iterations={wildcards.iterations} --set inference.knn_k={wildcards.k}"
-        " --out {output} --log {log}"
+        "python stages/inference_sweep.py --model {input.model} --bank {input.bank} --dataset-root {input.dataset}"
+        " --out-dir {params.out_dir} --log {log}"
 
 
 rule fig13_knn:
     input:
-        [f"{REPORTS}/sweeps/inference/{iterations}-{k}.json" for iterations in SWEEP["kmeans_iterations"]
-         for k in SWEEP["knn_k"]],
+        rules.inference_sweep.output,
     output:
         curve=f"{REPORTS}/sweeps/fig13_knn.csv",
         figure=f"{REPORTS}/figures/fig13_knn.png",
