@@ -3,7 +3,7 @@ where it starts: pipeline_runs.py, from the session's start, beside the other te
 committed results of Table 3, seed 0 (reports/tiny/metrics/<model>.json: mIoU, boundary F and the rest).
 
 What CI rebuilds: the five models of Table 3, seed `seed` only, from the dataset up (HED, pseudo-segments,
-training, bank, evaluation; about 8 minutes on 2 cores alone):
+training, bank, evaluation; 19 jobs, about 7 minutes on 2 cores alone):
   row 1  ImageNet features pooled on HED-owt-ucm pseudo-segments (nothing trained),
   row 2  unsupervised SegSort (vMF loss on pseudo-segments),
   row 3  supervised SegSort (vMF-N loss on k-means segments partitioned by labels),
@@ -34,7 +34,7 @@ from pipeline_runs import MODELS, TARGETS
 from segsort.data import class_names
 from workflow_dags import dvc_downstream, snakemake_jobs
 
-pytestmark = pytest.mark.slow  # the tiny Table 3 DAG, seed 0, about 8 minutes on 2 cores
+pytestmark = pytest.mark.slow  # the tiny Table 3 DAG, seed 0, about 7 minutes on 2 cores
 
 REPO = Path(__file__).resolve().parents[1]
 REPORTS_NUMERICS = "e8ff64110d39b561"  # segsort.numerics.fingerprint of the AMD EPYC (AVX2) that made reports/tiny
@@ -99,7 +99,7 @@ ROW1 = {f"prototype_bank_pseudo_segments-{UNTRAINED}", f"metrics_pseudo_segments
 @pytest.mark.parametrize("key, value, expected", [
     ("presets.tiny.inference.knn_k", 5, set(TARGET_STAGES)),
     # every supervised run, and the fine-tuning that starts from one
-    ("presets.tiny.schedules.supervised.steps", 60, trained(SUPERVISED, UNSUPERVISED_THEN_SUPERVISED,
+    ("presets.tiny.schedules.supervised.steps", 40, trained(SUPERVISED, UNSUPERVISED_THEN_SUPERVISED,
                                                             "sup_train_aug", FINETUNED)
      - {"prototype_bank_kmeans-sup_train_aug", "metrics_kmeans-sup_train_aug"}),
     ("pseudo_segments.max_regions", 40, {"pseudo_segments"} | trained(UNSUPERVISED, UNSUPERVISED_THEN_SUPERVISED)
