@@ -58,6 +58,15 @@ def evaluate_sweep(model, dataset: VOCLayout, bank: Bank, features: str,
     return [{**scores, "bank_size": len(bank)} for scores in score_each(predict, dataset, len(configs))]
 
 
+def metrics_record(model_name: str, split: str, inference: dict, settings: dict, scores: dict,
+                   class_names: list[str]) -> dict:
+    """The metrics JSON of one evaluation (stages/evaluate.py, each setting of stages/inference_sweep.py):
+    the scores, their per-class lists keyed by class name, and what made them."""
+    return {"model": model_name, "split": split, "inference": inference, **settings, **scores,
+            "per_class_iou": dict(zip(class_names, scores["per_class_iou"])),
+            "per_class_boundary": dict(zip(class_names, scores["per_class_boundary"]))}
+
+
 def evaluate_softmax(model, dataset: VOCLayout, config: InferenceConfig) -> dict:
     """The softmax baseline: every pixel takes the arg max of its class probabilities."""
     return score(lambda sample: softmax_labels(model, sample.image, config), dataset)

@@ -7,7 +7,7 @@ from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.evaluate import evaluate, evaluate_softmax
+from segsort.evaluate import evaluate, evaluate_softmax, metrics_record
 from segsort.inference import InferenceConfig, model_device
 from segsort.io import DataError, write_json
 from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_device, stage_main
@@ -37,11 +37,9 @@ def main():
         bank = read_model_bank(args.bank, args.model, model, params["dataset"], args.features,
                                args.segments, params["datasets"]).to(model_device(model))
         scores = evaluate(model, dataset, bank, args.features, config)
-    scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
-    scores["per_class_boundary"] = dict(zip(names, scores["per_class_boundary"]))
     settings = {} if softmax else {"grid": params["segsort"]["grid"], "embedding_dim": model.config["embedding_dim"]}
-    write_json(args.out, {"model": args.model.parent.name, "split": dataset.split,
-                          "inference": params["inference"], **settings, **scores})
+    write_json(args.out, metrics_record(args.model.parent.name, dataset.split, params["inference"], settings,
+                                        scores, names))
     print(f"{args.out}: mIoU {100 * scores['miou']:.2f}, boundary F {100 * scores['boundary_f']:.2f}")
 
 

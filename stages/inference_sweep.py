@@ -9,7 +9,7 @@ from segsort.bank import read_model_bank
 from segsort.checkpoint import load_model
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.evaluate import evaluate_sweep
+from segsort.evaluate import evaluate_sweep, metrics_record
 from segsort.inference import InferenceConfig, model_device
 from segsort.io import write_json
 from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_device, stage_main
@@ -39,14 +39,12 @@ def main():
     settings = sweep_settings(params)
     base = InferenceConfig.from_params(params)
     configs = [replace(base, kmeans_iterations=iterations, knn_k=k) for iterations, k in settings]
+    segsort_settings = {"grid": params["segsort"]["grid"], "embedding_dim": model.config["embedding_dim"]}
     for (iterations, k), scores in zip(settings, evaluate_sweep(model, dataset, bank, args.features, configs)):
-        scores["per_class_iou"] = dict(zip(names, scores["per_class_iou"]))
-        scores["per_class_boundary"] = dict(zip(names, scores["per_class_boundary"]))
         out = args.out_dir / f"{iterations}-{k}.json"
-        write_json(out, {"model": args.model.parent.name, "split": dataset.split,
-                         "inference": {**params["inference"], "kmeans_iterations": iterations, "knn_k": k},
-                         "grid": params["segsort"]["grid"], "embedding_dim": model.config["embedding_dim"],
-                         **scores})
+        inference = {**params["inference"], "kmeans_iterations": iterations, "knn_k": k}
+        write_json(out, metrics_record(args.model.parent.name, dataset.split, inference, segsort_settings, scores,
+                                       names))
         print(f"{out}: mIoU {100 * scores['miou']:.2f}, boundary F {100 * scores['boundary_f']:.2f}")
 
 
