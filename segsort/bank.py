@@ -65,8 +65,7 @@ def write_bank(path: str | Path, rows: Iterable[tuple[str, LabelledSegments]], f
         f.create_dataset("image_ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype(),
                          chunks=(ROW_CHUNK,), compression="gzip")
         for image_id, segments in rows:
-            support = segments.support.cpu().numpy()
-            segment_ids = segments.segment_ids.cpu().numpy()
+            support, segment_ids = np.asarray(segments.support), np.asarray(segments.segment_ids)
             bboxes, masks = support_crops(support, segment_ids)
             sizes = np.array([len(m) for m in masks], dtype=np.int64)
             offsets = f["masks"].shape[0] + np.concatenate([[0], np.cumsum(sizes)[:-1]])
@@ -75,7 +74,7 @@ def write_bank(path: str | Path, rows: Iterable[tuple[str, LabelledSegments]], f
                        "masks": np.concatenate(masks) if masks else np.zeros(0, np.uint8),
                        "image_ids": np.array([image_id] * len(segment_ids), dtype=object)}
             for name, values in columns.items():
-                _append(f[name], values.cpu().numpy() if isinstance(values, torch.Tensor) else values)
+                _append(f[name], np.asarray(values))
         total = f["labels"].shape[0]
         if total == 0:
             raise DataError(f"{path}: the prototype bank would be empty: no training segment has a label")

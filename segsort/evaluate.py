@@ -10,8 +10,8 @@ from tqdm import tqdm
 from segsort.bank import Bank, write_bank
 from segsort.boundaries import BoundaryCounts
 from segsort.data.voc import Sample, VOCLayout
-from segsort.inference import (InferenceConfig, labelled_prototypes, pixel_features, segment_image,
-                               segsort_labels, softmax_labels, sweep_labels)
+from segsort.inference import (InferenceConfig, labelled_prototypes, pixel_features, segment_count,
+                               segment_image, segsort_labels, softmax_labels, sweep_labels)
 from segsort.metrics import boundary_scores, class_boundary_counts, confusion_matrix, segmentation_scores
 
 
@@ -29,7 +29,8 @@ def bank_rows(model, dataset: VOCLayout, features: str, grid: tuple[int, int], i
         labels, num_classes = sample.labels, dataset.num_classes
         if labels is None:
             labels, num_classes = np.zeros(sample.image.shape[:2], np.uint8), 1
-        yield sample.image_id, labelled_prototypes(feature_maps, segments, labels, num_classes)
+        yield sample.image_id, labelled_prototypes(feature_maps, segments, labels, num_classes,
+                                                   segment_count(grid, sample.segments))
 
 
 def build_bank(model, dataset: VOCLayout, features: str, grid: tuple[int, int], iterations: int,

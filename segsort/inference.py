@@ -94,36 +94,39 @@ def query_prototypes(features: torch.Tensor, segments: torch.Tensor, num_segment
 
 @dataclass
 class LabelledSegments:
-    """A labelled image's segments as they enter the bank (see labelled_prototypes)."""
-    segment_ids: torch.Tensor   # (S',) ids in the image's segmentation
-    labels: torch.Tensor        # (S',) majority ground-truth class
-    pixel_counts: torch.Tensor  # (S',) pixels carrying that class: the prototype's support
-    prototypes: torch.Tensor    # (S', D)
-    support: torch.Tensor       # (H, W) the segment id of the pixels each prototype averages, -1 elsewhere
+    """A labelled image's segments as they enter the bank (see labelled_prototypes), as host arrays."""
+    segment_ids: np.ndarray   # (S',) ids in the image's segmentation
+    labels: np.ndarray        # (S',) majority ground-truth class
+    pixel_counts: np.ndarray  # (S',) pixels carrying that class: the prototype's support
+    prototypes: np.ndarray    # (S', D)
+    support: np.ndarray       # (H, W) the segment id of the pixels each prototype averages, -1 elsewhere
 
 
-def labelled_prototypes(features: torch.Tensor, segments: torch.Tensor, labels: np.ndarray,
-                        num_classes: int) -> LabelledSegments:
+def labelled_prototypes(features: torch.Tensor, segments: torch.Tensor, labels: np.ndarray, num_classes: int,
+                        num_segments: int) -> LabelledSegments:
     """Prototypes of a labelled image for the kNN bank.
 
     Each segment takes its majority ground-truth label (ties to the lower class id) and its prototype
     is the mean over the pixels carrying that label only, ignoring the unresolved rest (Sec. 3.3).
     Segments without any labelled pixel are dropped; pixels of segment id -1 (void) belong to none.
+    num_segments: how many ids `segments` can hold (segment_count), known on the host, so the device
+    works on fixed sizes without a host sync; the table then comes to the host (one transfer per array,
+    after the first the device has nothing left to do), which drops the segments without a label.
     """
-    seg = segments.reshape(-1)
-    lab = torch.from_numpy(labels.astype(np.int64)).to(seg.device).reshape(-1)
-    valid = lab != IGNORE_LABEL
-    num_segments = max(int(seg.max()) + 1, 1)  # an all-void image has no segment (every id -1)
-    counts = torch.bincount(seg[valid] * num_classes + lab[valid],
-                            minlength=num_segments * num_classes).reshape(num_segments, num_classes)
-    majority = counts.argmax(dim=1)
-    keep = counts.sum(dim=1) > 0
-    agrees = valid & (lab == majority[seg.clamp(min=0)])
-    flat = features.reshape(features.shape[0], -1).T
-    prototypes = segment_means(flat[agrees], seg[agrees], num_segments)
-    support = torch.where(agrees, seg, torch.full_like(seg, -1)).reshape(segments.shape)
-    return LabelledSegments(torch.nonzero(keep).squeeze(1), majority[keep], counts[keep, majority[keep]],
-                            prototypes[keep], support)
+    seg = segments.reshape(-1)                                                        # (N,)
+    lab = torch.from_numpy(labels.astype(np.int64)).to(seg.device).reshape(-1)       # (N,)
+    valid = (lab != IGNORE_LABEL) & (seg >= 0)
+    spare = num_segments * num_classes                                                # the key of every void pixel
+    keys = torch.where(valid, seg * num_classes + lab, spare)                        # (N,) dense (segment, class)
+    counts = torch.zeros(spare + 1, dtype=torch.long, device=seg.device).index_add_(0, keys, torch.ones_like(keys))
+    counts = counts[:spare].reshape(num_segments, num_classes)                        # (S, C) labelled pixels
+    majority = counts.argmax(dim=1)                                                   # (S,) ties: lower class
+    support = torch.where(valid & (lab == majority[seg.clamp(min=0)]), seg, -1)      # (N,)
+    prototypes = segment_means(features.reshape(features.shape[0], -1).T, support, num_segments)  # (S, D)
+    counts, majority, prototypes, support = (t.cpu().numpy() for t in (counts, majority, prototypes, support))
+    keep = np.flatnonzero(counts.sum(axis=1) > 0)
+    return LabelledSegments(keep, majority[keep], counts[keep, majority[keep]], prototypes[keep],
+                            support.reshape(segments.shape))
 
 
 def nearest_prototypes(queries: torch.Tensor, bank_prototypes: torch.Tensor, k: int,

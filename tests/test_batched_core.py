@@ -1,6 +1,8 @@
 """The batched, sync-free SegSort core equals the per-image reference (tests/reference_core.py) in float64,
 on random batches with void pixels, padded crops, empty clusters, fallback pixels and the memory bank; and
 a training step makes no host sync (a GPU test checks it where CUDA exists)."""
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -12,11 +14,12 @@ from segsort import train as training
 from segsort.clustering import cluster_pixels, grid_assignment, label_partition, location_features
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.inference import query_prototypes, segment_count, segment_image
+from segsort.inference import (InferenceConfig, labelled_prototypes, query_prototypes, query_votes, segment_count,
+                               segment_image, segment_queries)
 from segsort.io import IGNORE_LABEL
 from segsort.losses import MemoryBank
 from segsort.models import build_model, network_config
-from segsort.profiling import count_operators
+from segsort.profiling import SYNC_OPERATORS, count_operators
 
 TOLERANCE = 1e-10
 GRID = (3, 3)
@@ -186,6 +189,21 @@ def test_inference_segments_and_prototypes_equal_the_reference():
     assert (queries[used] - expected).abs().max() < TOLERANCE
 
 
+def test_the_bank_prototypes_of_an_image_make_no_host_sync():
+    """labelled_prototypes works on fixed sizes (the segment count known on the host) until its table comes
+    to the host: no scalar read, `nonzero`, `unique` or boolean indexing on the device's tensors."""
+    generator = torch.Generator().manual_seed(4)
+    features = F.normalize(torch.randn(6, 20, 16, dtype=torch.float64, generator=generator), dim=0)
+    labels = torch.randint(0, CLASSES, (20, 16), generator=generator).numpy().astype(np.uint8)
+    labels[5:9] = IGNORE_LABEL
+    segments = segment_image(features, GRID, 5, labels=labels)
+    found = labelled_prototypes(features, segments, labels, CLASSES, segment_count(GRID))
+    assert len(found.segment_ids) > 0 and (found.support[5:9] == -1).all()
+    operators, syncs = count_operators(
+        lambda: labelled_prototypes(features, segments, labels, CLASSES, segment_count(GRID)))
+    assert syncs == 0 and operators > 0
+
+
 def test_a_supervised_step_makes_no_host_sync_on_the_cpu():
     bank = MemoryBank(2)
     embeddings, labels, locations, blocks = random_batch(0)
@@ -199,29 +217,115 @@ def test_a_supervised_step_makes_no_host_sync_on_the_cpu():
     assert syncs == 0 and operators > 0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_a_training_step_on_the_gpu_never_waits_for_the_device(small_params, small_dataset):
-    dataset = VOCLayout(small_dataset, "train", len(class_names("tiny")))
-    device = torch.device("cuda")
-    cfg = small_params
+@pytest.mark.parametrize("objective", ["supervised", "unsupervised"])
+def test_torch_compile_captures_each_loss_whole(objective):
+    """No host sync and no size read from a tensor, so torch.compile traces each loss, the memory bank's push
+    included, as one graph (fullgraph: a graph break raises), as CUDA graphs need; its values are the eager
+    ones. The eager backend traces without generating code, so this checks the capture, not a compiler."""
+    torch._dynamo.reset()
+    banks = MemoryBank(2), MemoryBank(2)
+
+    def loss(bank, capacity, embeddings, labels, locations, blocks):
+        if objective == "supervised":
+            return training.supervised_loss(embeddings, labels, locations, CLASSES, CFG, bank, capacity, blocks)
+        return training.unsupervised_loss(embeddings, labels, CFG, bank, capacity)  # labels as pseudo-segments
+
+    compiled = torch.compile(loss, backend="eager", fullgraph=True)
+    for step in range(3):  # the bank fills: its first push allocates, later ones reuse the ring
+        batch = random_batch(step, rare_class=step == 0)
+        capacity = classes_present(batch[1]) * (GRID[0] * GRID[1] if objective == "supervised" else 1)  # host
+        eager_loss = loss(banks[0], capacity, *batch)
+        compiled_loss = compiled(banks[1], capacity, batch[0].detach().requires_grad_(), *batch[1:])
+        assert torch.equal(eager_loss, compiled_loss)
+        assert torch.equal(banks[0].prototypes(), banks[1].prototypes())
+
+
+def test_torch_compile_captures_the_inference_of_a_view_whole():
+    """k-means, the query prototypes and the kNN votes of one view (segment_queries, query_votes) in one graph."""
+    torch._dynamo.reset()
+    config = InferenceConfig(grid=GRID, kmeans_iterations=4, knn_k=5)
+    generator = torch.Generator().manual_seed(5)
+    features = F.normalize(torch.randn(6, 20, 16, dtype=torch.float64, generator=generator), dim=0)
+    bank = F.normalize(torch.randn(40, 6, dtype=torch.float64, generator=generator), dim=1)
+    bank_labels = torch.randint(0, CLASSES, (40,), generator=generator)
+
+    def votes(features, bank, bank_labels):
+        segments, queries = segment_queries(features, config)
+        return segments, query_votes(queries, bank, bank_labels, config.knn_k, CLASSES)[0]
+
+    eager, compiled = votes(features, bank, bank_labels), torch.compile(votes, backend="eager", fullgraph=True)
+    assert all(torch.equal(a, b) for a, b in zip(eager, compiled(features, bank, bank_labels)))
+
+
+def training_steps(dataset_root, cfg: dict, objective: str, device: torch.device, while_stepping, steps: int = 2):
+    """`steps` training steps of Lite0 on `device` (forward in autocast on a GPU, loss, backward, SGD update),
+    each inside the context `while_stepping()`; returns the last loss."""
+    dataset = VOCLayout(dataset_root, "train_aug", len(class_names("tiny")),
+                        segments_dir=dataset_root / "SegmentationClass")
     model = build_model(network_config(cfg["networks"]["lite0_pyramid"], "segsort", cfg["embedding_dim"],
                                        dataset.num_classes)).to(device).train()
     optimizer = training.make_optimizer(model, 1e-3, cfg["optimizer"])
-    bank = training.memory_bank("supervised", cfg["segsort"])
-    grid = training.image_frame_grid("supervised", cfg["segsort"])
-    for step in range(2):
+    bank = training.memory_bank(objective, {**cfg["segsort"], "unsupervised_memory": True})
+    grid = training.image_frame_grid(objective, cfg["segsort"])
+    for step in range(steps):
         batch = training.make_batch(dataset, [0, 1], step, 0, 96, cfg["optimizer"], grid=grid).to(device)
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            loss = training.objective_loss(model, "supervised", batch, dataset.num_classes, cfg["segsort"], bank,
-                                           autocast=True)
+        with while_stepping():
+            loss = training.objective_loss(model, objective, batch, dataset.num_classes, cfg["segsort"], bank,
+                                           autocast=device.type == "cuda", static_shapes=True)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
+    return loss
+
+
+@contextlib.contextmanager
+def cuda_sync_is_an_error():
+    """Any host sync raises (torch.cuda.set_sync_debug_mode), under the deterministic kernels every stage
+    asks for (segsort.stage.setup_torch), which may take other code paths."""
+    torch.cuda.synchronize()
+    deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        torch._C._set_deterministic_algorithms(*deterministic)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("objective", ["supervised", "unsupervised"])
+def test_a_training_step_on_the_gpu_never_waits_for_the_device(small_params, small_dataset, objective):
+    loss = training_steps(small_dataset, small_params, objective, torch.device("cuda"), cuda_sync_is_an_error)
     assert torch.isfinite(loss).item()
+
+
+@pytest.mark.parametrize("objective", ["supervised", "unsupervised"])
+def test_the_training_steps_of_the_gpu_test_run_on_the_cpu(small_params, small_dataset, objective):
+    """The GPU test's steps, on the CPU and profiled: they run, and make no host sync."""
+    counts = []
+
+    @contextlib.contextmanager
+    def counted():
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            yield
+        counts.append(sum(event.name in SYNC_OPERATORS for event in profile.events()))
+
+    loss = training_steps(small_dataset, small_params, objective, torch.device("cpu"), counted)
+    assert torch.isfinite(loss) and counts == [0, 0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_inference_of_a_view_on_the_gpu_never_waits_for_the_device():
+    device = torch.device("cuda")
+    config = InferenceConfig(grid=GRID, kmeans_iterations=4, knn_k=5)
+    features = F.normalize(torch.randn(6, 40, 32, device=device), dim=0)
+    bank = F.normalize(torch.randn(100, 6, device=device), dim=1)
+    bank_labels = torch.randint(0, CLASSES, (100,), device=device)
+    with cuda_sync_is_an_error():
+        segments, queries = segment_queries(features, config)
+        votes = query_votes(queries, bank, bank_labels, config.knn_k, CLASSES)[0]
+    assert segments.shape == (40, 32) and votes.sum().item() == config.knn_k * segment_count(GRID)
 
 
 @pytest.mark.parametrize("grid_frame", ["image", "crop"])

@@ -47,17 +47,17 @@ def test_void_pixels_change_no_bank_prototype():
     labels[:, 4:] = 1
     labels[:, 3:5] = IGNORE_LABEL
     segments = segment_image(features, (2, 2), 3, labels=labels)
-    before = labelled_prototypes(features, segments, labels, 2)
+    before = labelled_prototypes(features, segments, labels, 2, 4)
     wild = features.clone()
     wild[:, :, 3:5] = F.normalize(torch.ones(4, 6, 2), dim=0)  # whatever the network says about void pixels
-    after = labelled_prototypes(wild, segment_image(wild, (2, 2), 3, labels=labels), labels, 2)
-    assert torch.equal(before.prototypes, after.prototypes) and torch.equal(before.labels, after.labels)
+    after = labelled_prototypes(wild, segment_image(wild, (2, 2), 3, labels=labels), labels, 2, 4)
+    assert np.array_equal(before.prototypes, after.prototypes) and np.array_equal(before.labels, after.labels)
 
 
 def test_an_all_void_bank_image_gives_no_prototype():
     labels = np.full((4, 4), IGNORE_LABEL, dtype=np.uint8)
     features = unit_features(3, 4, 4)
-    found = labelled_prototypes(features, segment_image(features, (2, 2), 2, labels=labels), labels, 2)
+    found = labelled_prototypes(features, segment_image(features, (2, 2), 2, labels=labels), labels, 2, 4)
     assert len(found.labels) == 0 and (found.support == -1).all()
 
 

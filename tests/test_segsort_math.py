@@ -158,7 +158,7 @@ def test_labelled_prototypes_majority_and_agreeing_pixels_only():
     features = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]).reshape(2, 1, 4)
     segments = torch.tensor([[0, 0, 0, 1]])
     labels = np.array([[2, 2, 1, 255]], dtype=np.uint8)
-    found = labelled_prototypes(features, segments, labels, num_classes=3)
+    found = labelled_prototypes(features, segments, labels, num_classes=3, num_segments=2)
     # Segment 0: labels 2,2,1 -> majority 2, prototype from its two label-2 pixels only; segment 1 unlabelled.
     assert found.segment_ids.tolist() == [0] and found.labels.tolist() == [2] and found.pixel_counts.tolist() == [2]
     assert found.prototypes[0].tolist() == [1.0, 0.0]
