@@ -10,10 +10,11 @@ the vMF-N loss against the batch's and the memory bank's prototypes. Prints both
 held before it: activations, gradients, the loss's matrices) and their difference; on any device, the
 operator calls and host synchronisations of one step counted with the PyTorch profiler, on the path a
 GPU takes (the prototype tables sized on the host: segsort.train.objective_loss's static_shapes): on a
-CPU those counts are the evidence of what would stall a GPU. The times are of the device's own path. With --compile, both
-objectives' forward and loss run under torch.compile (inductor; the backward follows), SegSort with the
-GPU's sizing, which compiles as one graph (tests/test_batched_core.py); the prototype table's size varies by
-batch, so its shapes are compiled dynamic, and the first steps, which compile, are given to the warm-up.
+CPU those counts are the evidence of what would stall a GPU. The times are of the device's own path.
+With --compile, both objectives' forward and loss run under torch.compile (inductor; the backward
+follows), SegSort with the GPU's sizing, which compiles as one graph (tests/test_batched_core.py); the
+prototype table's size varies by batch, so its shapes are compiled dynamic, and the first steps, which
+compile, are given to the warm-up.
 
     python benchmarks/train_step.py --network pspnet_resnet101 --crop 480 --batch 8      # GPU, paper size
     python benchmarks/train_step.py                                                        # CPU, tiny size

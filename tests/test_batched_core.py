@@ -19,7 +19,7 @@ from segsort.inference import (InferenceConfig, labelled_prototypes, query_proto
 from segsort.io import IGNORE_LABEL
 from segsort.losses import MemoryBank
 from segsort.models import build_model, network_config
-from segsort.profiling import SYNC_OPERATORS, count_operators
+from segsort.profiling import count_operators
 
 TOLERANCE = 1e-10
 GRID = (3, 3)
@@ -257,9 +257,9 @@ def test_torch_compile_captures_the_inference_of_a_view_whole():
     assert all(torch.equal(a, b) for a, b in zip(eager, compiled(features, bank, bank_labels)))
 
 
-def training_steps(dataset_root, cfg: dict, objective: str, device: torch.device, while_stepping, steps: int = 2):
+def training_steps(dataset_root, cfg: dict, objective: str, device: torch.device, run_step, steps: int = 2):
     """`steps` training steps of Lite0 on `device` (forward in autocast on a GPU, loss, backward, SGD update),
-    each inside the context `while_stepping()`; returns the last loss."""
+    each called as run_step(step_function) (e.g. under the GPU's sync check, or counted); returns the last loss."""
     dataset = VOCLayout(dataset_root, "train_aug", len(class_names("tiny")),
                         segments_dir=dataset_root / "SegmentationClass")
     model = build_model(network_config(cfg["networks"]["lite0_pyramid"], "segsort", cfg["embedding_dim"],
@@ -267,15 +267,20 @@ def training_steps(dataset_root, cfg: dict, objective: str, device: torch.device
     optimizer = training.make_optimizer(model, 1e-3, cfg["optimizer"])
     bank = training.memory_bank(objective, {**cfg["segsort"], "unsupervised_memory": True})
     grid = training.image_frame_grid(objective, cfg["segsort"])
+    losses = []
+
+    def step_function():
+        loss = training.objective_loss(model, objective, batch, dataset.num_classes, cfg["segsort"], bank,
+                                       autocast=device.type == "cuda", static_shapes=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss)
+
     for step in range(steps):
         batch = training.make_batch(dataset, [0, 1], step, 0, 96, cfg["optimizer"], grid=grid).to(device)
-        with while_stepping():
-            loss = training.objective_loss(model, objective, batch, dataset.num_classes, cfg["segsort"], bank,
-                                           autocast=device.type == "cuda", static_shapes=True)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    return loss
+        run_step(step_function)
+    return losses[-1]
 
 
 @contextlib.contextmanager
@@ -296,23 +301,21 @@ def cuda_sync_is_an_error():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("objective", ["supervised", "unsupervised"])
 def test_a_training_step_on_the_gpu_never_waits_for_the_device(small_params, small_dataset, objective):
-    loss = training_steps(small_dataset, small_params, objective, torch.device("cuda"), cuda_sync_is_an_error)
+    def checked(step_function):
+        with cuda_sync_is_an_error():
+            step_function()
+
+    loss = training_steps(small_dataset, small_params, objective, torch.device("cuda"), checked)
     assert torch.isfinite(loss).item()
 
 
 @pytest.mark.parametrize("objective", ["supervised", "unsupervised"])
 def test_the_training_steps_of_the_gpu_test_run_on_the_cpu(small_params, small_dataset, objective):
     """The GPU test's steps, on the CPU and profiled: they run, and make no host sync."""
-    counts = []
-
-    @contextlib.contextmanager
-    def counted():
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
-            yield
-        counts.append(sum(event.name in SYNC_OPERATORS for event in profile.events()))
-
-    loss = training_steps(small_dataset, small_params, objective, torch.device("cpu"), counted)
-    assert torch.isfinite(loss) and counts == [0, 0]
+    syncs = []
+    loss = training_steps(small_dataset, small_params, objective, torch.device("cpu"),
+                          lambda step_function: syncs.append(count_operators(step_function)[1]))
+    assert torch.isfinite(loss) and syncs == [0, 0]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
