@@ -30,11 +30,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import ctypes
-import os
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +44,7 @@ from segsort.inference import (class_scores, knn_votes, majority, nearest_protot
                                query_prototypes, segment_image)
 from segsort.io import atomic_path
 from segsort.models import build_model, network_config
-from segsort.profiling import count_operators
+from segsort.profiling import count_operators, peak_meter
 from segsort.stage import load_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,86 +60,6 @@ class Method:
     bank: int = 0              # prototypes in the bank (SegSort only)
     iterations: int = 0        # k-means iterations
     k: int = 0                 # nearest neighbours that vote
-
-
-# --- memory ------------------------------------------------------------------------------------------
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
-
-
-def _rss_bytes() -> int:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _trim_heap() -> None:
-    """Give freed heap memory back to the OS, so a peak is not hidden by memory cached from a previous run."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-class CpuPeak:
-    """Peak resident set size of this process during a block: VmHWM after resetting it through
-    /proc/self/clear_refs (Linux >= 4.0), or, where that is refused, the resident size sampled every 2 ms."""
-
-    def __init__(self):
-        self.reset_works = False
-        try:
-            _trim_heap()
-            Path("/proc/self/clear_refs").write_text("5")
-            self.reset_works = _status_kib("VmHWM") <= _status_kib("VmRSS") + 1024
-        except OSError:
-            pass
-        self.measure = ("process peak RSS (VmHWM reset by /proc/self/clear_refs)" if self.reset_works
-                        else "process RSS sampled every 2 ms (clear_refs refused)")
-        self._stop = threading.Event()
-        self._sampled = 0
-        self._thread = None
-
-    def start(self) -> int:
-        """Reset the peak; returns the resident bytes at the start."""
-        _trim_heap()
-        if self.reset_works:
-            Path("/proc/self/clear_refs").write_text("5")
-            return _status_kib("VmHWM") * 1024
-        self._stop.clear()
-        self._sampled = _rss_bytes()
-
-        def sample():
-            while not self._stop.wait(0.002):
-                self._sampled = max(self._sampled, _rss_bytes())
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self._sampled
-
-    def stop(self) -> int:
-        """The peak resident bytes since start()."""
-        if self.reset_works:
-            return _status_kib("VmHWM") * 1024
-        self._stop.set()
-        self._thread.join()
-        return max(self._sampled, _rss_bytes())
-
-
-class CudaPeak:
-    measure = "torch.cuda.max_memory_allocated"
-
-    def __init__(self, device: torch.device):
-        self.device = device
-
-    def start(self) -> int:
-        torch.cuda.synchronize(self.device)
-        torch.cuda.reset_peak_memory_stats(self.device)
-        return torch.cuda.memory_allocated(self.device)
-
-    def stop(self) -> int:
-        torch.cuda.synchronize(self.device)
-        return torch.cuda.max_memory_allocated(self.device)
 
 
 # --- the methods ---------------------------------------------------------------------------------------
@@ -319,7 +236,7 @@ def main():
     device = pick_device(args.device)
     device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
                    else f"CPU, {torch.get_num_threads()} threads")
-    peak = CudaPeak(device) if device.type == "cuda" else CpuPeak()
+    peak = peak_meter(device)
 
     models = build_models(params["networks"][args.network], args.embedding_dim, args.classes, device)
     rng = np.random.default_rng(0)

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def benchmark_images(count: int) -> tuple[list[np.ndarray], str]:
     """The real VOC samples (repeated up to `count`) if they are in the repository, else generated images."""
-    samples = REPO / yaml.safe_load((REPO / "params.yaml").read_text())["real_samples"]
+    samples = REPO / yaml.safe_load((REPO / "params.yaml").read_text())["real_samples_dir"]
     if (samples / "voc" / "JPEGImages").is_dir():
         images = [image for _, image, _ in voc_samples(samples)]
         source = f"{len(images)} real VOC samples"

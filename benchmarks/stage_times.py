@@ -241,7 +241,7 @@ def measure_training(record: Recorder, params: dict, root: Path, segments_dir: P
                    batch_size=batch_size, crop=crop, unit="step", data_threads=data_threads)
         reset_peak(device)
         try:
-            train(model, dataset, objective, {**schedule, "steps": warmup + steps}, params["optimizer"],
+            rows = train(model, dataset, objective, {**schedule, "steps": warmup + steps}, params["optimizer"],
                   params["segsort"], params["seed"], log_path=log, resume_path=work / "none.resume.pt",
                   checkpoint_every=10 ** 9, config={}, device=device, mixed_precision=params["mixed_precision"],
                   data_threads=data_threads)
@@ -250,8 +250,7 @@ def measure_training(record: Recorder, params: dict, root: Path, segments_dir: P
             continue
         finally:
             del model
-        with log.open() as f:
-            timed = [batch_size / float(r["images_per_second"]) for r in csv.DictReader(f)][warmup:]
+        timed = [batch_size / row["images_per_second"] for row in rows][warmup:]
         record.add(**row, seconds=f"{statistics.median(timed):.4f}", samples=len(timed),
                    peak_memory_gib=peak_gib(device))
 

@@ -10,8 +10,14 @@ preset keys is written as `${dataset}`, and the training launcher as `${train_la
 another dataset or launcher in params.yaml needs no new dvc.yaml (the test suite checks that the file is
 the same whichever dataset params.yaml selects). Kinds of outputs:
 - figures (reports/<dataset>/figures/*.png) are DVC image plots, a curve output (named `curve`) a DVC plot
-  of its rule's `params.curve_axes`, and headline_metrics' output the DVC metrics file;
-- what is under reports/ or is a log is small and versioned by git, so DVC does not cache it.
+  of its rule's `params.curve_axes`, and every JSON file under reports/ a DVC metrics file: the per-model
+  metrics the evaluation stages write, the sweeps' and headline_metrics.json, so that `dvc metrics show`
+  and `dvc exp show` report what the stages just run wrote;
+- what is under reports/ or is a log is small and versioned by git, so DVC does not cache it;
+- what is under reports/ is also `persist`: DVC deletes a stage's outputs before running it unless they
+  persist, so an interrupted or failed run would leave a git-tracked report deleted. The stages write
+  each output atomically (segsort.io.atomic_path): a persisted report is replaced only when its stage
+  succeeds. (DVC's run-cache skips stages with persisted outputs: they rerun instead of being restored.)
 """
 import argparse
 import re
@@ -26,7 +32,6 @@ from segsort.io import PipelineError  # noqa: E402
 from workflow.jobs import Job, pipeline_jobs  # noqa: E402
 
 DVC_YAML = REPO / "dvc.yaml"
-METRICS_RULES = {"headline_metrics"}
 HEADER = """\
 # Written by scripts/write_dvc_yaml.py from workflow/ (Snakemake) and params.yaml: do not edit by hand.
 # After a change to either, run `python scripts/write_dvc_yaml.py`; the test suite fails while this file is stale.
@@ -57,8 +62,12 @@ def dvc_stage(job: Job, dataset: str, launcher: str) -> dict:
     def entry(path: str) -> str:
         return templated(path, dataset, launcher)
 
-    def uncached(path: str) -> dict:
-        return {entry(path): Inline(cache=False)}
+    def uncached(path: str, **options) -> dict:
+        """An output DVC does not cache; a git-tracked report (under reports/) is also persisted."""
+        options["cache"] = False
+        if path.startswith("reports/"):
+            options["persist"] = True
+        return {entry(path): Inline(options)}
 
     stage = {"cmd": templated(job.cmd, dataset, launcher)}
     if job.inputs:
@@ -67,11 +76,13 @@ def dvc_stage(job: Job, dataset: str, launcher: str) -> dict:
         stage["params"] = InlineList(entry(key) for key in job.params)
     outs, plots, metrics = [], [], []
     for name, path in job.outputs.items():
-        if job.rule in METRICS_RULES:
+        if re.fullmatch(r"reports/.+\.json", path):
             metrics.append(uncached(path))
         elif name == "curve":
             x, y = job.curve_axes
-            plots.append({entry(path): Inline(x=x, y=y, cache=False)})
+            plots.append(uncached(path, x=x, y=y))
+        elif name == "train_log" and path.startswith("reports/"):
+            plots.append(uncached(path, x="step", y="loss"))
         elif re.fullmatch(r"reports/[^/]+/figures/[^/]+\.png", path):
             plots.append(uncached(path))
         else:

@@ -19,6 +19,7 @@ prototypes and labels (what kNN needs) and fetches the provenance of chosen rows
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
@@ -36,6 +37,9 @@ SCHEMA_VERSION = 3
 COLUMNS = {"prototypes": np.float32, "labels": np.int16, "segment_ids": np.int32, "pixel_counts": np.int64,
            "bboxes": np.int32, "mask_offsets": np.int64, "masks": np.uint8}
 ROW_CHUNK = 4096
+# What h5py raises for a damaged or foreign file: an unreadable chunk or superblock (OSError), object header
+# (KeyError) or link table (RuntimeError).
+H5_READ_ERRORS = (OSError, KeyError, RuntimeError)
 
 
 def support_crops(support: np.ndarray, segment_ids: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -87,6 +91,25 @@ def _append(column: h5py.Dataset, values: np.ndarray) -> None:
     column[start:] = values
 
 
+@contextmanager
+def read_errors(path: Path, what: str):
+    """h5py's errors of a damaged bank file, raised inside, as a DataError naming the file and `what` could
+    not be read."""
+    try:
+        yield
+    except H5_READ_ERRORS as err:
+        raise DataError(f"{path}: cannot read prototype bank {what} ({err}); the file is damaged or not a "
+                        f"bank: rebuild it") from err
+
+
+def read_column(f: h5py.File, name: str, rows: int | slice = slice(None)) -> np.ndarray:
+    """f[name][rows], or a DataError naming the file, the column and the rows if the file is damaged there."""
+    where = (f"row {rows}" if isinstance(rows, int) else "all rows" if rows == slice(None)
+             else f"rows {rows.start} to {rows.stop - 1}")
+    with read_errors(Path(f.filename), f"column {name} ({where})"):
+        return f[name][rows]
+
+
 @dataclass
 class Provenance:
     """Where one bank prototype comes from, with its support mask (True inside the bbox crop)."""
@@ -116,16 +139,17 @@ class Bank:
     def provenance(self, indices: Iterable[int]) -> list[Provenance]:
         """The provenance of the given rows, read from the file (the bank is not held in memory)."""
         found = []
-        with h5py.File(self.path, "r") as f:
+        with read_errors(self.path, "provenance"), h5py.File(self.path, "r") as f:
             for index in map(int, indices):
-                top, left, bottom, right = (int(v) for v in f["bboxes"][index])
-                start, shape = int(f["mask_offsets"][index]), (bottom - top, right - left)
-                packed = f["masks"][start:start + (shape[0] * shape[1] + 7) // 8]
+                top, left, bottom, right = (int(v) for v in read_column(f, "bboxes", index))
+                start, shape = int(read_column(f, "mask_offsets", index)), (bottom - top, right - left)
+                packed = read_column(f, "masks", slice(start, start + (shape[0] * shape[1] + 7) // 8))
                 mask = np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
-                image_id = f["image_ids"][index]
+                image_id = read_column(f, "image_ids", index)
                 found.append(Provenance(index, image_id.decode() if isinstance(image_id, bytes) else image_id,
-                                        int(f["segment_ids"][index]), int(f["labels"][index]),
-                                        int(f["pixel_counts"][index]), (top, left, bottom, right), mask))
+                                        *(int(read_column(f, name, index)) for name in
+                                          ("segment_ids", "labels", "pixel_counts")),
+                                        (top, left, bottom, right), mask))
         return found
 
 
@@ -135,25 +159,22 @@ def read_bank(path: str | Path, expect: dict) -> Bank:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: prototype bank is missing")
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-            missing = [name for name in list(COLUMNS) + ["image_ids"] if name not in f]
-            if attrs.get("schema_version") != SCHEMA_VERSION or missing:
-                raise DataError(f"{path}: not a version-{SCHEMA_VERSION} prototype bank (schema version "
-                                f"{attrs.get('schema_version')}, missing {missing}): rebuild it")
-            for key, value in expect.items():
-                if attrs.get(key) != value:
-                    raise DataError(f"{path}: bank {key} is {attrs.get(key)!r} but {value!r} is expected; "
-                                    f"rebuild the bank for this model")
-            rows = f["labels"].shape[0]
-            shapes = {name: f[name].shape for name in COLUMNS if name != "masks"} | {"image_ids": f["image_ids"].shape}
-            if any(shape[0] != rows for shape in shapes.values()) or f["prototypes"].shape[1:] != (attrs["feature_dim"],):
-                raise DataError(f"{path}: bank columns disagree in length or width: {shapes}")
-            return Bank(path, torch.from_numpy(f["prototypes"][:]),
-                        torch.from_numpy(f["labels"][:].astype(np.int64)), attrs)
-    except OSError as err:
-        raise DataError(f"{path}: cannot read prototype bank ({err})") from err
+    with read_errors(path, "attributes and columns"), h5py.File(path, "r") as f:
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        missing = [name for name in list(COLUMNS) + ["image_ids"] if name not in f]
+        if attrs.get("schema_version") != SCHEMA_VERSION or missing:
+            raise DataError(f"{path}: not a version-{SCHEMA_VERSION} prototype bank (schema version "
+                            f"{attrs.get('schema_version')}, missing {missing}): rebuild it")
+        for key, value in expect.items():
+            if attrs.get(key) != value:
+                raise DataError(f"{path}: bank {key} is {attrs.get(key)!r} but {value!r} is expected; "
+                                f"rebuild the bank for this model")
+        rows = f["labels"].shape[0]
+        shapes = {name: f[name].shape for name in COLUMNS if name != "masks"} | {"image_ids": f["image_ids"].shape}
+        if any(shape[0] != rows for shape in shapes.values()) or f["prototypes"].shape[1:] != (attrs["feature_dim"],):
+            raise DataError(f"{path}: bank columns disagree in length or width: {shapes}")
+        prototypes, labels = read_column(f, "prototypes"), read_column(f, "labels")
+    return Bank(path, torch.from_numpy(prototypes), torch.from_numpy(labels.astype(np.int64)), attrs)
 
 
 def bank_identity(model_path: Path, features: str, segments_dir: Path | None, dataset: str,

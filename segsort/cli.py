@@ -4,31 +4,38 @@ your own dataset folders checked before the pipeline reads them.
     segsort predict --model M.pt --bank M.h5 photos/ --out labelled/
     segsort explain photo.jpg --model M.pt --bank M.h5 --out why.png
     segsort check-dataset /data/my_labels --dataset my_labels   # every problem of a folder of your own
+    segsort compare-run                  # after a run: the first stage and training step that part from git's
 
 Inference settings (k-means iterations, k of kNN, scales, flip, the longest side an image is labelled
 at) come from the active preset of --params (params.yaml by default); class names from the bank. A
 softmax model needs no bank. predict writes <name>.png and <name>_overlay.jpg per image (<name> is the
-image's stem, with its suffix where two images share one: x_jpg, x_png), and refuses an output folder
-where that would replace an input.
+image's stem, with its suffix where two images share one: x_jpg, x_png).
+
+Outputs never cost you a file: before the model loads, an --out that is an input, a folder where a file is
+wanted (or a file where a folder is), a folder that cannot be written, or an existing output without
+--overwrite is refused in one line.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.backend_bases import FigureCanvasBase
 from PIL import Image
 
 from segsort.bank import Bank, read_bank
 from segsort.checkpoint import file_sha256, load_model
 from segsort.data import class_names
-from segsort.data.own import check_dataset
+from segsort.data.own import check_dataset, problems_count, reads_masks
 from segsort.explain import PALETTE, explain_image, retrieval_figure
 from segsort.inference import InferenceConfig, bounded, model_device, segsort_labels, softmax_labels
 from segsort.io import IMAGE_SUFFIXES, DataError, PipelineError, atomic_path, read_image, write_label_png
+from segsort.provenance import compare_run
 from segsort.stage import add_device_argument, load_params, setup_torch, stage_device
 
 
@@ -62,28 +69,70 @@ def output_stems(images: list[Path]) -> dict[Path, str]:
             for path in images}
 
 
-def prediction_outputs(images: list[Path], out: Path) -> dict[Path, tuple[Path, Path]]:
-    """Each image's (label PNG, overlay JPEG) under `out`; DataError if one of them would replace an input."""
+def writable(folder: Path, out: Path) -> None:
+    """DataError unless `folder` exists and a file can be created in it: said before the model loads."""
+    if not folder.is_dir():
+        raise DataError(f"--out {out}: there is no folder {folder} to write it in")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise DataError(f"--out {out}: {folder} cannot be written ({err.strerror})") from None
+
+
+def check_out_file(out: Path, inputs: list[Path], overwrite: bool, suffixes) -> None:
+    """A single-file --out: a new file, or an earlier output with --overwrite; never an input or a folder."""
+    if out.resolve() in {path.resolve() for path in inputs}:
+        raise DataError(f"--out {out}: is the input; choose another file")
+    if out.is_dir():
+        raise DataError(f"--out {out}: is a folder; give the file to write, e.g. {out / 'explained.png'}")
+    if out.suffix.lower().lstrip(".") not in suffixes:
+        raise DataError(f"--out {out}: give a file name ending in one of .{', .'.join(sorted(suffixes))}")
+    if out.exists() and not overwrite:
+        raise DataError(f"--out {out}: exists; add --overwrite to replace it")
+    writable(out.parent, out)
+
+
+def prediction_outputs(images: list[Path], folder: Path, out: Path, overwrite: bool) -> dict[Path, tuple[Path, Path]]:
+    """Each image's (label PNG, overlay JPEG) under `out`; DataError if `out` is the input folder (outputs
+    elsewhere cannot replace an input) or a file, cannot be written, or holds an output without --overwrite."""
+    if out.resolve() == folder.resolve():
+        raise DataError(f"--out {out}: is the folder of input images; a second run would label the outputs too. "
+                        f"Choose another folder")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out}: is a file; give a folder")
+    writable(out if out.is_dir() else out.parent, out)
     outputs = {path: (out / f"{stem}.png", out / f"{stem}_overlay.jpg") for path, stem in output_stems(images).items()}
-    inputs = {path.resolve() for path in images}
-    clobbered = sorted(str(target) for pair in outputs.values() for target in pair if target.resolve() in inputs)
-    if clobbered:
-        raise DataError(f"--out {out}: writing there would replace input images ({', '.join(clobbered[:3])}); "
-                        f"choose another output folder")
+    targets = [target for pair in outputs.values() for target in pair]
+    existing = [str(target) for target in targets if target.exists()]
+    if existing and not overwrite:
+        raise DataError(f"--out {out}: {len(existing)} output file(s) exist ({', '.join(existing[:3])}); "
+                        f"add --overwrite to replace them")
     return outputs
 
 
-def predict(args) -> int:
-    images = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
-        if args.images.is_dir() else []
+def listed_images(folder: Path) -> list[Path]:
+    """The images of a folder, by suffix; the other files are named in one line, not skipped silently."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) \
+        if folder.is_dir() else []
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    others = [p.name for p in files if p not in images]
     if not images:
-        raise DataError(f"{args.images}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-    outputs = prediction_outputs(images, args.out)
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    if others:
+        print(f"note: {len(others)} file(s) skipped, not {'/'.join(IMAGE_SUFFIXES)} images: "
+              f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}", file=sys.stderr)
+    return images
+
+
+def predict(args) -> int:
+    images = listed_images(args.images)
+    outputs = prediction_outputs(images, args.images, args.out, args.overwrite)
     params = load_params(args.params)
     setup_torch(params)
     config = InferenceConfig.from_params(params)
     model, bank, names = load_model_and_bank(args)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(exist_ok=True)
     failed = []
     for path in images:
         try:
@@ -110,6 +159,7 @@ def predict(args) -> int:
 
 
 def explain(args) -> int:
+    check_out_file(args.out, [args.image], args.overwrite, FigureCanvasBase.get_supported_filetypes())
     params = load_params(args.params)
     setup_torch(params)
     model, bank, names = load_model_and_bank(args)
@@ -135,15 +185,30 @@ def check_dataset_command(args) -> int:
         classes, palette = declared[args.dataset].get("classes"), declared[args.dataset].get("palette")
     elif args.classes:
         classes = args.classes.split(",")
-    problems = check_dataset(args.root, classes, palette)
+    images_only = bool(args.dataset) and not classes  # declared without classes: its build never reads masks
+    problems = check_dataset(args.root, classes, palette, images_only)
+    if classes:
+        kind = f"labelled, {len(classes)} classes"
+    elif reads_masks(args.root, classes, images_only):
+        kind = "labelled: masks decoded and sized; class ids not checked: give --classes or --dataset"
+    else:
+        kind = "images only"
     for line in problems:
         print(line)
     if problems:
-        print(f"{args.root}: {len(problems)} problems", file=sys.stderr)
+        print(f"{args.root}: {problems_count(problems)} ({kind})", file=sys.stderr)
         return 1
-    kind = f"labelled, {len(classes)} classes" if classes else "images only"
     print(f"{args.root}: no problems ({kind})")
     return 0
+
+
+def compare_run_command(args) -> int:
+    parting = compare_run(args.run, args.reference)
+    if parting is None:
+        print(f"{args.run}: every stage built is the same as the committed run's")
+        return 0
+    print(parting)
+    return 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -155,6 +220,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", help="its declaration in params.yaml datasets (classes, palette)")
     c.add_argument("--classes", help="comma-separated class names, instead of --dataset (none: images only)")
     c.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    c = commands.add_parser("compare-run", help="name the first stage, and training step, where a run parts "
+                                                 "from the committed one (dvc.lock, reports/<dataset>/training/)")
+    c.add_argument("--run", type=Path, default=Path("."), help="the checkout that holds the run (default: here)")
+    c.add_argument("--reference", type=Path, help="a checkout holding the committed run (default: --run's git HEAD)")
     for name, help_text in (("predict", "label every image of a folder: label PNGs and colour overlays"),
                             ("explain", "draw an image's segments next to the training segments they retrieved")):
         c = commands.add_parser(name, help=help_text)
@@ -169,7 +238,9 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--model", required=True, type=Path, help="model checkpoint (model.pt)")
         c.add_argument("--bank", type=Path, help="the model's prototype bank (SegSort models)")
         c.add_argument("--out", required=True, type=Path,
-                       help="output folder" if name == "predict" else "PNG to write")
+                       help="output folder (created if its parent exists)" if name == "predict"
+                       else "figure to write (.png, .jpg, .pdf, .svg ...)")
+        c.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
         c.add_argument("--params", default="params.yaml", help="inference settings (default: params.yaml)")
         add_device_argument(c)
     return p
@@ -178,7 +249,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"predict": predict, "explain": explain, "check-dataset": check_dataset_command}[args.command](args)
+        return {"predict": predict, "explain": explain, "check-dataset": check_dataset_command,
+                "compare-run": compare_run_command}[args.command](args)
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -256,7 +256,7 @@ class Params(Section):
     downloads: Downloads
     hed: Hed
     pseudo_segments: PseudoSegments
-    real_samples: str
+    real_samples_dir: str
     figure6: Figure6
     retrieval_figures: RetrievalFigures
     table4: Table4

@@ -40,22 +40,59 @@ def voc_palette() -> list[int]:
     return palette
 
 
+OUTPUT_MARK = ".segsort-output"  # inside every folder this project writes: the only folders it ever replaces
+
+
+def refuse_foreign_folder(path: Path) -> None:
+    """DataError if `path` is a folder this project did not write (it lacks OUTPUT_MARK): such a folder may hold
+    a user's files, and an output is never allowed to replace it."""
+    if path.is_dir() and not path.is_symlink() and not (path / OUTPUT_MARK).is_file():
+        raise DataError(f"{path}: a folder that segsort did not write is in the way of this output; "
+                        f"remove it or choose another path")
+
+
+def work_folder(path: Path) -> Path:
+    """A new hidden folder beside `path` (its parents created) to build `path` in; DataError naming `path` if
+    its folder cannot be written (read-only, no permission), rather than an OSError traceback."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as err:
+        raise DataError(f"{path}: cannot be written ({path.parent}: {err.strerror})") from None
+
+
+def move_onto(new: Path, path: Path, trash: Path) -> None:
+    """Rename the finished output `new` onto `path`. An earlier output of this project's at `path` is moved
+    into `trash` (a work folder the caller removes); anything else in the way is refused, never deleted."""
+    if new.is_dir():
+        (new / OUTPUT_MARK).touch()
+    if path.is_dir() and not path.is_symlink():
+        refuse_foreign_folder(path)
+        if not new.is_dir():
+            raise DataError(f"{path}: is a folder, and this output is a file")
+        os.replace(path, trash / "replaced")
+    elif new.is_dir() and path.exists():
+        raise DataError(f"{path}: is a file, and this output is a folder")
+    os.replace(new, path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
-    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds, so a crashed
+    stage never leaves a half-written output. Works for files and folders.
 
-    Works for files and directories, so a crashed stage never leaves a half-written output.
+    Nothing the project did not write is lost: a file at `path` is replaced by a file (it is this output's
+    earlier version), a folder only by a folder, and only one that carries OUTPUT_MARK. A folder in the way
+    or a parent that cannot be written is refused before the block runs.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    refuse_foreign_folder(path)
+    work = work_folder(path)
     try:
-        yield tmp
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        yield work / path.name
+        move_onto(work / path.name, path, work)
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 class ResumableFolder:
@@ -69,10 +106,12 @@ class ResumableFolder:
 
     def __init__(self, path: str | Path, fingerprint: str):
         self.path = Path(path)
+        refuse_foreign_folder(self.path)
         self.work = self.path.parent / f".{self.path.name}.partial"
         stamp = self.work / ".fingerprint"
         if self.work.is_dir() and not (stamp.is_file() and stamp.read_text() == fingerprint):
             shutil.rmtree(self.work)
+        work_folder(self.path).rmdir()  # a DataError now if the parent cannot be written
         self.work.mkdir(parents=True, exist_ok=True)
         for leftover in self.work.rglob(".*.tmp*"):  # an item interrupted while being written
             leftover.unlink()
@@ -84,9 +123,11 @@ class ResumableFolder:
 
     def finish(self) -> None:
         (self.work / ".fingerprint").unlink()
-        if self.path.is_dir() and not self.path.is_symlink():
-            shutil.rmtree(self.path)
-        os.replace(self.work, self.path)
+        trash = work_folder(self.path)
+        try:
+            move_onto(self.work, self.path, trash)
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def files_fingerprint(paths, extra) -> str:
@@ -124,7 +165,7 @@ def write_label_png(path: str | Path, labels: np.ndarray) -> None:
     img.save(path)
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # what read_image is given to read
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # what read_image is given to read
 
 
 def link_or_copy(src: Path, dst: Path) -> None:

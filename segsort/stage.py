@@ -124,11 +124,33 @@ class StageParser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         args = sys.argv[1:] if args is None else list(args)
         parsed = super().parse_args(args[1:] if args[:1] == ["--"] else args, namespace)
+        refuse_outputs_onto_inputs(parsed)
         if parsed.log is not None and os.environ.get("RANK", "0") == "0":
             parsed.log.parent.mkdir(parents=True, exist_ok=True)
             log = parsed.log.open("w", buffering=1)
             sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
         return parsed
+
+
+OUTPUT_OPTIONS = ("out", "out_dir", "model_out", "curve", "train_log", "tensorboard", "log")  # what stages write
+
+
+def refuse_outputs_onto_inputs(parsed: argparse.Namespace) -> None:
+    """DataError, before any work, if a stage's output option names one of its inputs (a path of any other
+    option, the parameter file included): the output would replace what it is computed from."""
+    def option(dest: str) -> str:
+        return "--" + dest.replace("_", "-")
+
+    inputs = {}
+    for dest, value in vars(parsed).items():
+        for path in value if isinstance(value, list) else [value]:
+            if (isinstance(path, Path) and dest not in OUTPUT_OPTIONS) or dest == "params":
+                inputs[Path(path).resolve()] = dest
+    for dest in OUTPUT_OPTIONS:
+        out = getattr(parsed, dest, None)
+        if out is not None and Path(out).resolve() in inputs:
+            raise DataError(f"{option(dest)} {out}: is also the input {option(inputs[Path(out).resolve()])}; "
+                            f"choose another output path")
 
 
 def parser(description: str) -> StageParser:
@@ -171,7 +193,8 @@ def add_segmentation_arguments(p: argparse.ArgumentParser) -> None:
 
 def setup_torch(params: dict, threads: int | None = None) -> None:
     """Fixed thread count, seed and kernels, so the same params give the same numbers whoever schedules the
-    stage, on whichever x86-64 CPU (the instruction sets are capped by importing segsort: its docstring).
+    stage, on whichever x86-64 CPU with AVX2: ATen's and MKL's code paths are pinned by importing segsort (its
+    docstring), and oneDNN is switched off (convolutions take ATen's own kernels and MKL's matrix products).
 
     Deterministic algorithms only warn where an operation has no deterministic kernel (some CUDA
     backward passes), so a GPU run is never refused for it."""
@@ -186,11 +209,12 @@ def setup_torch(params: dict, threads: int | None = None) -> None:
     torch.backends.cudnn.benchmark = False
     capability = torch.backends.cpu.get_cpu_capability()
     pinned = os.environ.get("SEGSORT_NATIVE_ISA") != "1"
+    torch.backends.mkldnn.enabled = not pinned  # oneDNN's kernels sum in an order that depends on the CPU
     if pinned and capability.startswith("AVX512"):  # above the cap (other CPUs: AVX2, DEFAULT, NEON, SVE...)
         raise RuntimeError(f"torch computed with {capability} kernels before segsort pinned them to AVX2: "
                            "import segsort before computing any tensor")
     print(f"numerics: {torch.get_num_threads()} threads, ATen {capability} kernels"
-          + (f", oneDNN and MKL capped at {os.environ['ONEDNN_MAX_CPU_ISA']}" if pinned else ", native ISA"))
+          + (f", MKL {os.environ['MKL_CBWR']}, no oneDNN" if pinned else ", native ISA"))
 
 
 def stage_main(main):

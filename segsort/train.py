@@ -330,8 +330,9 @@ def config_digest(config: dict) -> str:
 def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: dict, segsort_cfg: dict,
           seed: int, log_path: Path, resume_path: Path, checkpoint_every: int, config: dict, *,
           device: torch.device = torch.device("cpu"), mixed_precision: bool = False,
-          tensorboard_dir: Path | None = None, data_threads: int = 0) -> None:
-    """Train `model` in place, writing a per-step log to `log_path`; resumable from `resume_path`.
+          tensorboard_dir: Path | None = None, data_threads: int = 0) -> list[dict]:
+    """Train `model` in place, writing a per-step log to `log_path`; resumable from `resume_path`. Returns the
+    log's rows, each with the step's throughput (images_per_second) too.
 
     objective: "supervised" (vMF-N on labels), "unsupervised" (vMF on pseudo-segments) or "softmax".
     `config` (everything that defines the run) is hashed so a stale resume state is never used.
@@ -347,7 +348,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
             if tensorboard_dir:
                 tensorboard_dir.mkdir(parents=True, exist_ok=True)
             write_log(log_path, [])
-        return
+        return []
     check_split(dataset)
     rank, world_size = rank_and_size()
     steps, batch_size, crop = schedule["steps"], schedule["batch_size"], schedule["crop"]
@@ -397,7 +398,8 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
             if not math.isfinite(value):
                 raise NonFiniteLoss(f"non-finite loss ({value}) at step {row.step} on images {row.image_ids}; "
                                     f"the last good state is kept in {resume_path}")
-            logged = {"step": row.step + 1, "loss": round(value / world_size, 6), "lr": row.lr,
+            # the loss in full (a float32's every bit): the committed logs tell where two machines' runs part
+            logged = {"step": row.step + 1, "loss": value / world_size, "lr": row.lr,
                       "images_per_second": round(batch_size / row.seconds, 3)}
             log_rows.append(logged)
             if writer:
@@ -435,6 +437,7 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
         raise TrainingError(f"{log_path.parent.name}: every crop was ignore, nothing was trained")
     if rank == 0:
         write_log(log_path, log_rows)
+    return log_rows
 
 
 def open_tensorboard(folder: Path, earlier_rows: list[dict]) -> SummaryWriter:
@@ -457,7 +460,9 @@ def add_scalars(writer: SummaryWriter, row: dict) -> None:
 
 
 def write_log(path: Path, rows: list[dict]) -> None:
+    """The per-step log as CSV: step, loss (every bit of the float32) and learning rate, which the same run
+    repeats exactly; the throughput, which changes with every run, goes to TensorBoard and to train's caller."""
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["step", "loss", "lr", "images_per_second"])
+        writer = csv.DictWriter(f, fieldnames=["step", "loss", "lr"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -1,12 +1,20 @@
 import copy
+import json
 import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pipeline_runs import BackgroundPipeline, start_local_cluster, stop_local_cluster
+from segsort.bank import bank_identity
+from segsort.checkpoint import save_model
+from segsort.data import class_names
 from segsort.data.tiny import generate_tiny_dataset
+from segsort.data.voc import VOCLayout
+from segsort.evaluate import build_bank
+from segsort.models import build_model, network_config
 from segsort.stage import with_active_preset
 from workflow_dags import copy_tracked_files
 
@@ -88,7 +96,34 @@ def small_params(small_params_file) -> dict:
 
 @pytest.fixture(scope="session")
 def real_samples(params_file) -> Path:
-    """The real sample images the repository keeps (params `real_samples`, relative to the repository)."""
-    path = REPO / params_file["real_samples"]
+    """The real sample images the repository keeps (params `real_samples_dir`, relative to the repository)."""
+    path = REPO / params_file["real_samples_dir"]
     assert (path / "bsds500").is_dir() and (path / "voc").is_dir(), f"{path}: the real sample images are missing"
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_and_bank(tmp_path_factory, small_dataset, params):
+    """An untrained Lite0 SegSort model and its bank of the small dataset's train images (model.pt, bank.h5, model)."""
+    torch.manual_seed(0)
+    names = class_names("tiny")
+    model = build_model(network_config(params["networks"]["lite0_pyramid"], "segsort", 8, len(names))).eval()
+    folder = tmp_path_factory.mktemp("model")
+    save_model(folder / "model.pt", model, "untrained")
+    attrs = {**bank_identity(folder / "model.pt", "embedding", None, "tiny"), "split": "train",
+             "class_names": json.dumps(names), "dataset_root": str(small_dataset), "params": "{}"}
+    count = build_bank(model, VOCLayout(small_dataset, "train", len(names)), "embedding", (3, 3), 3,
+                       folder / "bank.h5", attrs)
+    assert count > 0
+    return folder / "model.pt", folder / "bank.h5", model
+
+
+@pytest.fixture
+def params_path(tmp_path, params_file):
+    """params.yaml with a 3x3 k-means grid (quick inference), written for the CLI to read."""
+    p = dict(params_file)
+    p["presets"] = {**p["presets"], "tiny": {**p["presets"]["tiny"], "segsort": {
+        **p["presets"]["tiny"]["segsort"], "grid": [3, 3]}}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(p))
     return path

@@ -54,6 +54,32 @@ def test_a_bug_keeps_its_traceback():
         stage_main(main)()
 
 
+@pytest.mark.parametrize("content, reason", [
+    ("text", "not a file torch.save writes, or a truncated one"),
+    ("random bytes", "not a file torch.save writes, or a truncated one"),
+    ("a tensor", "it holds a Tensor, not model_config and model"),
+    ("pickled objects", "it holds Python objects besides tensors and plain values, and no pickled code is run"),
+])
+def test_a_model_that_is_not_a_checkpoint_is_one_line(tmp_path, capsys, content, reason):
+    """--model given another file: one line naming it, not torch's advice to load it with weights_only=False."""
+    import torch
+
+    from segsort.cli import main as segsort_cli
+
+    model = tmp_path / "model.pt"
+    if content == "text":
+        model.write_text("model: lite0_pyramid\n")
+    elif content == "random bytes":
+        model.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    else:
+        torch.save(torch.zeros(3) if content == "a tensor" else {"model": np.zeros(3)}, model)
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "photos" / "a.png")
+    assert segsort_cli(["predict", str(tmp_path / "photos"), "--model", str(model), "--out", str(tmp_path / "out"),
+                        "--params", str(REPO / "params.yaml"), "--device", "cpu"]) == 1
+    assert capsys.readouterr().err == f"error: {model}: not a SegSort checkpoint ({reason})\n"
+
+
 def test_label_map_size_and_range_are_checked(tmp_path):
     path = tmp_path / "mask.png"
     labels = np.zeros((4, 6), dtype=np.uint8)

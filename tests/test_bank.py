@@ -64,6 +64,29 @@ def test_bank_of_another_model_or_dimension_is_refused(tmp_path):
         read_bank(tmp_path / "junk.h5", expect={})
 
 
+def corrupt_column(path, name: str) -> None:
+    """Overwrite bytes in the middle of the first stored chunk of the bank's column `name`."""
+    with h5py.File(path) as f:
+        chunk = f[name].id.get_chunk_info(0)
+    with open(path, "r+b") as file:
+        file.seek(chunk.byte_offset + chunk.size // 2)
+        file.write(b"\xff" * 8)
+
+
+def test_a_damaged_column_is_named_when_read(tmp_path):
+    """kNN reads the prototypes and labels only: a bank damaged in its masks still loads, and the
+    provenance, read later, names the file and the column instead of raising h5py's OSError."""
+    path = tmp_path / "bank.h5"
+    write_bank(path, rows(), 4, ATTRS)
+    corrupt_column(path, "masks")
+    bank = read_bank(path, expect=ATTRS)
+    with pytest.raises(DataError, match=rf"^{path}: cannot read prototype bank column masks \(rows 0 to 0\) \("):
+        bank.provenance([0])
+    corrupt_column(path, "labels")
+    with pytest.raises(DataError, match=rf"^{path}: cannot read prototype bank column labels \(all rows\)"):
+        read_bank(path, expect=ATTRS)
+
+
 def test_empty_bank_is_an_error_and_leaves_no_file(tmp_path):
     with pytest.raises(DataError, match="would be empty"):
         write_bank(tmp_path / "bank.h5", iter([]), 4, ATTRS)

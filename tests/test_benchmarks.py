@@ -18,6 +18,21 @@ def test_train_step_benchmark_prints_the_ratio():
     assert "ratio SegSort / softmax:" in result.stdout
     counts = [line.split("one step: ")[1] for line in result.stdout.splitlines() if "one step: " in line]
     assert len(counts) == 2 and all("operator calls" in c and "host syncs" in c for c in counts), result.stdout
+    # progress as it goes: on a CPU the estimate comes before the first measured step
+    lines = result.stdout.splitlines()
+    [estimate] = [i for i, line in enumerate(lines) if line.startswith("network lite0_pyramid, crop 64, batch 2: about")]
+    [step] = [i for i, line in enumerate(lines) if line.startswith("step 1 of 1 (timed): softmax ")]
+    assert estimate < step and "GiB at the peak" in lines[estimate] and "2 steps of each objective" in lines[estimate]
+
+
+def test_train_step_benchmark_refuses_a_size_beyond_the_memory_in_one_line():
+    result = subprocess.run([sys.executable, "benchmarks/train_step.py", "--crop", "64", "--batch", "2",
+                             "--steps", "1", "--warmup", "0", "--max-memory", "0.1"], cwd=REPO, capture_output=True,
+                            text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: network lite0_pyramid, crop 64, batch 2 needs about "), result.stderr[-2000:]
+    assert "GiB allowed (--max-memory): give a smaller" in result.stderr and "step 1 of 1" not in result.stdout
 
 
 def test_pseudo_segments_speed_benchmark_prints_both_speeds():

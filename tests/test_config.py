@@ -62,13 +62,27 @@ def test_an_override_of_the_preset_reaches_the_preset():
     assert params["presets"]["tiny"]["segsort"]["grid"] == [3, 3]
 
 
-def test_the_dag_refuses_a_typo_before_planning(tmp_path):
+def dag_dry_run(tmp_path, find: str, replace: str) -> subprocess.CompletedProcess:
+    """`snakemake -n` in a scratch checkout whose params.yaml has `find` replaced."""
+    assert find in PARAMS
     work = copy_tracked_files(tmp_path, skip=("reports/", "tests/"))
-    (work / "params.yaml").write_text(PARAMS.replace("checkpoint_every: 50", "checkpoint_evry: 50", 1))
+    (work / "params.yaml").write_text(PARAMS.replace(find, replace, 1))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=work, env=env, capture_output=True, text=True)
+    return subprocess.run(["snakemake", "-n", "--cores", "1"], cwd=work, env=env, capture_output=True, text=True)
+
+
+def test_the_dag_refuses_a_typo_before_planning(tmp_path):
+    result = dag_dry_run(tmp_path, "checkpoint_every: 50", "checkpoint_evry: 50")
     assert result.returncode != 0
     assert "params.yaml: checkpoint_evry: unknown key (got 50)" in result.stdout + result.stderr
+
+
+def test_the_dag_names_the_line_and_column_of_broken_yaml(tmp_path):
+    """Snakemake's own reading of the config file would say only "Config file is not valid JSON or YAML"."""
+    result = dag_dry_run(tmp_path, "seed: 0 ", "seed: [0 ")
+    assert result.returncode != 0
+    assert ("params.yaml: not valid YAML (expected ',' or ']', but got '<scalar>' at line 8, column 1)"
+            in result.stdout + result.stderr), result.stdout + result.stderr
 
 
 def test_every_preset_of_the_committed_file_is_valid():

@@ -138,7 +138,7 @@ def test_data_parallel_training_keeps_the_processes_in_step(small_dataset, small
     for name, value in weights[0].items():
         assert torch.equal(weights[1][name], value), name
     rows = (tmp_path / "log.csv").read_text().splitlines()
-    assert rows[0] == "step,loss,lr,images_per_second" and len(rows) == 1 + small_params["schedules"]["supervised"]["steps"]
+    assert rows[0] == "step,loss,lr" and len(rows) == 1 + small_params["schedules"]["supervised"]["steps"]
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 

@@ -180,6 +180,43 @@ def test_every_problem_at_once_from_the_command_line(folder, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_without_classes_the_masks_of_a_folder_are_still_read(folder, capsys):
+    """No --classes or --dataset: the masks SegmentationClass/ holds are decoded and sized against their
+    images (their class ids cannot be checked, and the summary says so)."""
+    assert segsort_cli(["check-dataset", str(folder)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{folder}: no problems (labelled: masks decoded and sized; class ids not checked: give --classes or "
+        f"--dataset)"]
+    mask = folder / "SegmentationClass" / "img01.png"
+    Image.open(mask).resize((30, 20), Image.NEAREST).save(mask)
+    (folder / "SegmentationClass" / "img04.png").write_bytes(b"\x89PNG not really")
+    assert segsort_cli(["check-dataset", str(folder)]) == 1
+    out = capsys.readouterr()
+    assert out.out.splitlines()[0].startswith(f"{mask}: mask is 30x20 but image img01.jpg is")
+    assert out.out.splitlines()[1].startswith(f"{folder / 'SegmentationClass' / 'img04.png'}: cannot decode mask")
+    assert out.err.startswith(f"{folder}: 2 problems (labelled: masks decoded and sized")
+    (folder / "SegmentationClass" / "img04.png").unlink()
+    assert segsort_cli(["check-dataset", str(folder)]) == 1
+    out = capsys.readouterr()
+    assert len(out.out.splitlines()) == 2 and out.err.startswith(f"{folder}: 2 problems")  # the mask is missing
+    shutil.rmtree(folder / "SegmentationClass")
+    assert segsort_cli(["check-dataset", str(folder)]) == 0
+    assert capsys.readouterr().out == f"{folder}: no problems (images only)\n"
+
+
+def test_one_problem_is_said_in_the_singular_and_an_images_only_dataset_reads_no_mask(folder, tmp_path, capsys):
+    (folder / "JPEGImages" / "img03.jpg").write_bytes(b"junk")
+    shutil.copy(folder / "JPEGImages" / "img03.jpg", folder / "SegmentationClass" / "img02.png")
+    [problem] = check_dataset(folder, images_only=True)  # the broken mask of img02 is not read
+    assert problem.startswith(f"{folder / 'JPEGImages' / 'img03.jpg'}: cannot decode image")
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["datasets"] = {"photos": {"root": str(folder), "preset": "tiny"}}  # declared without classes
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert segsort_cli(["check-dataset", str(folder), "--dataset", "photos",
+                        "--params", str(tmp_path / "params.yaml")]) == 1
+    assert capsys.readouterr().err == f"{folder}: 1 problem (images only)\n"
+
+
 # ------------------------------------------------------------------------------------------ the pipeline
 
 def own_repo(work: Path, name: str, spec: dict) -> Path:

@@ -14,37 +14,11 @@ from segsort.checkpoint import save_model
 from segsort.cli import main as segsort_cli
 from segsort.data import class_names
 from segsort.data.voc import VOCLayout
-from segsort.evaluate import build_bank, evaluate, evaluate_sweep
+from segsort.evaluate import evaluate, evaluate_sweep
 from segsort.inference import InferenceConfig, segsort_votes
 from segsort.models import build_model, network_config
 
 pytestmark = pytest.mark.slow  # banks of small models, then the CLI on them
-
-
-@pytest.fixture(scope="module")
-def model_and_bank(tmp_path_factory, small_dataset, params):
-    torch.manual_seed(0)
-    names = class_names("tiny")
-    model = build_model(network_config(params["networks"]["lite0_pyramid"], "segsort", 8, len(names))).eval()
-    folder = tmp_path_factory.mktemp("model")
-    save_model(folder / "model.pt", model, "untrained")
-    from segsort.bank import bank_identity
-    attrs = {**bank_identity(folder / "model.pt", "embedding", None, "tiny"), "split": "train",
-             "class_names": json.dumps(names), "dataset_root": str(small_dataset), "params": "{}"}
-    count = build_bank(model, VOCLayout(small_dataset, "train", len(names)), "embedding", (3, 3), 3,
-                       folder / "bank.h5", attrs)
-    assert count > 0
-    return folder / "model.pt", folder / "bank.h5", model
-
-
-@pytest.fixture
-def params_path(tmp_path, params_file):
-    p = dict(params_file)
-    p["presets"] = {**p["presets"], "tiny": {**p["presets"]["tiny"], "segsort": {
-        **p["presets"]["tiny"]["segsort"], "grid": [3, 3]}}}
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(p))
-    return path
 
 
 def test_predict_labels_a_folder_and_names_the_corrupt_file(tmp_path, small_dataset, model_and_bank,
@@ -95,6 +69,29 @@ def test_explain_draws_each_segment_with_its_retrieved_training_segments(tmp_pat
     assert figure.shape[0] > 300 and figure.shape[1] > 500 and figure.std() > 10
 
 
+def test_explain_on_a_bank_damaged_in_its_middle_says_so_in_one_line(tmp_path, small_dataset, model_and_bank,
+                                                                       params_path, capsys):
+    """predict reads the prototypes and labels only and still works; explain reads the provenance too, and
+    names the bank and the column it cannot read instead of raising h5py's OSError."""
+    from test_bank import corrupt_column
+
+    model_path, bank_path, _ = model_and_bank
+    damaged = tmp_path / "bank.h5"
+    damaged.write_bytes(bank_path.read_bytes())
+    corrupt_column(damaged, "masks")
+    image = small_dataset / "JPEGImages" / f"{VOCLayout(small_dataset, 'val', 1, with_labels=False).ids[0]}.jpg"
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / image.name).write_bytes(image.read_bytes())
+    common = ["--model", str(model_path), "--bank", str(damaged), "--params", str(params_path), "--device", "cpu"]
+    assert segsort_cli(["predict", str(tmp_path / "photos"), "--out", str(tmp_path / "labelled"), *common]) == 0
+    capsys.readouterr()
+    assert segsort_cli(["explain", str(image), "--out", str(tmp_path / "why.png"), *common]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines() == [err.strip()] and "Traceback" not in err, err
+    assert err.startswith(f"error: {damaged}: cannot read prototype bank column masks"), err
+    assert not (tmp_path / "why.png").exists()
+
+
 def test_multi_scale_votes_add_up_over_views_and_single_scale_matches_evaluation(small_dataset, model_and_bank):
     _, bank_path, model = model_and_bank
     bank = read_bank(bank_path, expect={})
@@ -129,17 +126,6 @@ def run_predict(photos, out, model_and_bank, params_path, *extra):
     model_path, bank_path, _ = model_and_bank
     return segsort_cli(["predict", str(photos), "--model", str(model_path), "--bank", str(bank_path),
                         "--out", str(out), "--params", str(params_path), *extra])
-
-
-def test_predict_never_writes_over_an_input(tmp_path, model_and_bank, params_path, capsys):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(photos / "a.png")
-    before = (photos / "a.png").read_bytes()
-    assert run_predict(photos, photos, model_and_bank, params_path, "--device", "cpu") == 1
-    err = capsys.readouterr().err
-    assert "would replace input images" in err and str(photos / "a.png") in err
-    assert (photos / "a.png").read_bytes() == before and sorted(p.name for p in photos.iterdir()) == ["a.png"]
 
 
 def test_predict_keeps_outputs_of_images_with_one_stem_apart(tmp_path, model_and_bank, params_path, capsys):
@@ -198,3 +184,18 @@ def test_predict_on_a_missing_gpu_says_so_in_one_line(tmp_path, model_and_bank, 
     assert run_predict(photos, tmp_path / "out", model_and_bank, params_path, "--device", "cuda") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no CUDA device" in err[0], err
+
+
+def test_predict_labels_a_gif_and_names_the_files_it_skips(tmp_path, model_and_bank, params_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(photos / "a.png")
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).convert("P").save(photos / "b.gif")
+    (photos / "notes.txt").write_text("not a photo")
+    assert run_predict(photos, tmp_path / "out", model_and_bank, params_path, "--device", "cpu") == 0
+    captured = capsys.readouterr()
+    assert "2 of 2 images labelled" in captured.out
+    assert [line for line in captured.err.splitlines() if "skipped" in line] == \
+        ["note: 1 file(s) skipped, not .jpg/.jpeg/.png/.bmp/.tif/.tiff/.webp/.gif images: notes.txt"]
+    assert (tmp_path / "out" / "b.png").is_file()

@@ -53,7 +53,7 @@ def test_the_cancelled_training_was_resubmitted_and_resumed_from_its_checkpoint(
     checkpoint = params["checkpoint_every"]
     assert f"resuming from step {checkpoint} (" in resubmitted_log.read_text()
     steps = params["schedules"][params["supervised_runs"][run]["schedule"]]["steps"]
-    log = pd.read_csv(pipeline_run / f"data/tiny/models/{run}/train_log.csv")
+    log = pd.read_csv(pipeline_run / f"reports/tiny/training/{run}.csv")
     assert log["step"].tolist() == list(range(1, steps + 1))
     events = tensorboard_losses(pipeline_run / f"data/tiny/logs/tensorboard/{run}")
     assert [step for step, _ in events] == list(range(1, steps + 1))

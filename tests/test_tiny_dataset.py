@@ -8,6 +8,7 @@ from PIL import Image
 from scipy import ndimage
 
 from segsort.data.tiny import TINY_CLASSES, describe_tiny_dataset, generate_tiny_dataset
+from segsort.io import DataError
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 SMALL_CFG = {"num_train": 4, "num_train_aug": 12, "num_val": 6, "num_test": 3, "min_size": 72, "max_size": 120,
@@ -146,13 +147,20 @@ def test_more_test_images_leave_the_other_splits_unchanged(small, tmp_path):
     assert read_split(fewer, "test") == read_split(small, "test")[:1]
 
 
-def test_regeneration_replaces_existing_output(tmp_path):
+def test_regeneration_replaces_its_earlier_output_but_never_a_folder_it_did_not_write(tmp_path):
     out = tmp_path / "tiny"
-    out.mkdir()
+    cfg = dict(SMALL_CFG, num_train=1, num_train_aug=2, num_val=1)
+    generate_tiny_dataset(out, cfg, seed=0)
     (out / "stale.txt").write_text("old")
-    generate_tiny_dataset(out, dict(SMALL_CFG, num_train=1, num_train_aug=2, num_val=1), seed=0)
+    generate_tiny_dataset(out, cfg, seed=0)
     assert not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("precious")
+    with pytest.raises(DataError, match="did not write"):
+        generate_tiny_dataset(mine, cfg, seed=0)
+    assert [p.name for p in mine.iterdir()] == ["keep.txt"] and (mine / "keep.txt").read_text() == "precious"
 
 
 @pytest.mark.slow

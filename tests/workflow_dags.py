@@ -1,9 +1,12 @@
-"""The Snakemake and DVC views of the pipeline, read with each tool's own API (nothing is executed)."""
+"""The Snakemake and DVC views of the pipeline, read with each tool's own API, and scratch checkouts to run
+the tools in."""
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -62,3 +65,36 @@ def dvc_downstream(repo: Path, addresses: set[str], targets: tuple[str, ...]) ->
         downstream = {stage for address in addresses for stage in [by_address[address],
                                                                    *nx.ancestors(graph, by_address[address])]}
         return {stage.addressing for stage in downstream & upstream}
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def dvc(repo: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """Runs a dvc command in `repo`; with `ok`, fails the test with its output unless it succeeds."""
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env=tool_env(),
+                            capture_output=True, text=True)
+    assert result.returncode == 0 or not ok, f"dvc {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def git_checkout(work: Path, tiny: dict | None = None) -> Path:
+    """A scratch git repository of the tracked files (but tests/ and the tiny reports), committed: DVC's
+    experiments need a commit to start from. `tiny` overrides params.yaml's tiny-dataset settings."""
+    repo = copy_tracked_files(work, skip=("tests/", "reports/tiny/"))
+    if tiny:
+        params_path = repo / "params.yaml"
+        params = yaml.safe_load(params_path.read_text())
+        params["tiny"].update(tiny)
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    git(repo, "init", "-q")
+    git(repo, "config", "user.name", "test")
+    git(repo, "config", "user.email", "test@example.com")
+    commit(repo, "scratch checkout")
+    return repo
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)

@@ -37,7 +37,7 @@ def check_real_samples(root: str | Path) -> Path:
                if not (root / sub).is_dir()]
     if missing:
         raise DataError(f"{root.resolve()}: the real sample images are missing ({', '.join(missing)} not found); "
-                        f"the repository keeps them in real_samples/, or set `real_samples` in params.yaml")
+                        f"the repository keeps them in real_samples/, or set `real_samples_dir` in params.yaml")
     return root
 
 

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from segsort.io import IGNORE_LABEL, IMAGE_SUFFIXES, DataError, atomic_path, link_or_copy, read_image, write_label_png
 
 LIST_NAMES = ("train", "val", "train_aug", "test")  # test: images without masks (Table 7's packages)
+DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError)  # what PIL raises for a broken file
 
 
 def image_files(root: Path) -> tuple[dict[str, Path], list[str]]:
@@ -84,11 +85,48 @@ def mask_ids(path: Path, palette: list[list[int]] | None) -> np.ndarray:
     return ids
 
 
+def reads_masks(root: str | Path, classes: list[str] | None, images_only: bool = False) -> bool:
+    """Whether check_dataset reads the masks of `root`: a labelled dataset's (`classes` given), and, when no
+    classes are given, those of a folder with SegmentationClass/, unless it is declared images-only."""
+    return classes is not None or (not images_only and (Path(root) / "SegmentationClass").is_dir())
+
+
+def mask_problem(mask: Path, image: Path, size: tuple[int, int], classes: list[str] | None,
+                 palette: list[list[int]] | None) -> str | None:
+    """What is wrong with the mask of `image` (`size`: its width and height), if anything: missing, not
+    decodable, of another size, or with labels outside `classes` (None: decoded and sized only)."""
+    if not mask.is_file():
+        return f"{mask}: mask is missing (image {image.name})"
+    try:
+        if classes is None:  # no classes to read its ids or colours against
+            with Image.open(mask) as img:
+                img.load()
+                shape = img.size[::-1]
+        else:
+            ids = mask_ids(mask, palette)
+            shape = ids.shape
+    except DataError as err:
+        return str(err)
+    except DECODE_ERRORS as err:
+        return f"{mask}: cannot decode mask ({err})"
+    if shape != (size[1], size[0]):
+        return f"{mask}: mask is {shape[1]}x{shape[0]} but image {image.name} is {size[0]}x{size[1]}"
+    if classes is None:
+        return None
+    bad = np.unique(ids[(ids >= len(classes)) & (ids != IGNORE_LABEL)])
+    if bad.size:
+        return (f"{mask}: label values {', '.join(map(str, bad[:8].tolist()))} outside the {len(classes)} declared "
+                f"classes (0..{len(classes) - 1}; {IGNORE_LABEL} = void)")
+    return None
+
+
 def check_dataset(root: str | Path, classes: list[str] | None = None, palette: list[list[int]] | None = None,
-                  ) -> list[str]:
+                  images_only: bool = False) -> list[str]:
     """Every problem of the folder `root`, one line each naming the file: unreadable images, masks missing,
     of another size or with labels outside the classes, ids listed without an image, empty or incomplete
-    split lists, ids used twice. `classes` None: an images-only dataset (masks are not read)."""
+    split lists, ids used twice. `classes` None: the masks of SegmentationClass/, if the folder has one, are
+    decoded and sized against their images, their labels not checked; `images_only` (a dataset declared
+    without classes): masks are not read."""
     root = Path(root)
     if not (root / "JPEGImages").is_dir():
         return [f"{root}: no JPEGImages/ folder (the images of the dataset go there)"]
@@ -103,36 +141,24 @@ def check_dataset(root: str | Path, classes: list[str] | None = None, palette: l
             problems.append(f"{root / 'ImageSets/Segmentation' / f'{name}.txt'}: {len(absent)} ids listed without "
                             f"an image in JPEGImages/: {', '.join(absent[:5])}")
     unlabelled = test_only_ids(lists)
+    masks = reads_masks(root, classes, images_only)
     for image_id, path in images.items():
         try:
             with Image.open(path) as img:
                 img.load()
                 size = img.size
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        except DECODE_ERRORS as err:
             problems.append(f"{path}: cannot decode image ({err})")
             continue
-        if classes is None or image_id in unlabelled:
-            continue
-        mask = root / "SegmentationClass" / f"{image_id}.png"
-        if not mask.is_file():
-            problems.append(f"{mask}: mask is missing (image {path.name})")
-            continue
-        try:
-            ids = mask_ids(mask, palette)
-        except DataError as err:
-            problems.append(str(err))
-            continue
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            problems.append(f"{mask}: cannot decode mask ({err})")
-            continue
-        if ids.shape != (size[1], size[0]):
-            problems.append(f"{mask}: mask is {ids.shape[1]}x{ids.shape[0]} but image {path.name} is {size[0]}x{size[1]}")
-            continue
-        bad = np.unique(ids[(ids >= len(classes)) & (ids != IGNORE_LABEL)])
-        if bad.size:
-            problems.append(f"{mask}: label values {', '.join(map(str, bad[:8].tolist()))} outside the "
-                            f"{len(classes)} declared classes (0..{len(classes) - 1}; {IGNORE_LABEL} = void)")
+        if masks and image_id not in unlabelled:
+            problem = mask_problem(root / "SegmentationClass" / f"{image_id}.png", path, size, classes, palette)
+            if problem:
+                problems.append(problem)
     return problems
+
+
+def problems_count(problems: list[str]) -> str:
+    return f"{len(problems)} problem{'' if len(problems) == 1 else 's'}"
 
 
 def seeded_split(ids: list[str], val_fraction: float, seed: int) -> dict[str, list[str]]:
@@ -148,9 +174,9 @@ def build_own_dataset(out: str | Path, name: str, spec: dict, seed: int) -> None
     """Check the folder of `datasets.<name>` (`spec`), then write the dataset root `out` (atomically) in the
     VOC layout: images linked (JPEG and PNG) or converted to PNG, masks as palette PNGs of class ids, lists."""
     root, classes, palette = Path(spec["root"]), spec.get("classes"), spec.get("palette")
-    problems = check_dataset(root, classes, palette)
+    problems = check_dataset(root, classes, palette, images_only=classes is None)
     if problems:
-        raise DataError(f"datasets.{name} ({root}): {len(problems)} problems\n" + "\n".join(problems))
+        raise DataError(f"datasets.{name} ({root}): {problems_count(problems)}\n" + "\n".join(problems))
     images, _ = image_files(root)
     lists, _ = read_split_lists(root)
     ids = sorted(images)

@@ -1,8 +1,6 @@
 from functools import reduce
 from pathlib import Path
 
-import yaml
-
 from segsort.config import validate_params
 from segsort.stage import preset_name
 
@@ -17,7 +15,7 @@ def dotted_differences(a, b, prefix=""):
 
 # The stages read params.yaml themselves, so a value set by `--config` or `--configfile` would reach
 # Snakemake's rerun decisions but not the jobs: their outputs would disagree with their parameters.
-OVERRIDDEN = dotted_differences(config, yaml.safe_load(Path("params.yaml").read_text()))
+OVERRIDDEN = dotted_differences(config, PARAMS_FILE)  # PARAMS_FILE: params.yaml as the Snakefile read it
 if OVERRIDDEN:
     raise ValueError(f"--config/--configfile override {', '.join(OVERRIDDEN)}: the stages read params.yaml, not "
                      f"Snakemake's config, so edit params.yaml instead")

@@ -28,7 +28,7 @@ rule pseudo_segments:
 
 rule pseudo_segments_quality:
     input:
-        samples=config["real_samples"],
+        samples=config["real_samples_dir"],
     output:
         "reports/pseudo_segments_quality.csv",
     params:
@@ -45,7 +45,7 @@ rule fig6_pseudo_segments:
         dataset=f"{DATA}/dataset",
         contours=f"{DATA}/hed",
         segments=f"{DATA}/pseudo_segments",
-        samples=config["real_samples"],
+        samples=config["real_samples_dir"],
     output:
         f"{REPORTS}/figures/fig6_pseudo_segments.png",
     params:

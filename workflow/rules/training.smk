@@ -19,7 +19,7 @@ rule train_unsupervised:
         segments=f"{DATA}/pseudo_segments",
     output:
         model=f"{DATA}/models/{{run}}/model.pt",
-        train_log=f"{DATA}/models/{{run}}/train_log.csv",
+        train_log=f"{REPORTS}/training/{{run}}.csv",
         tensorboard=directory(f"{DATA}/logs/tensorboard/{{run}}"),
     wildcard_constraints:
         run=one_of(config["unsupervised_runs"]),
@@ -40,7 +40,7 @@ rule train_supervised:
         dataset=f"{DATA}/dataset",
     output:
         model=f"{DATA}/models/{{run}}/model.pt",
-        train_log=f"{DATA}/models/{{run}}/train_log.csv",
+        train_log=f"{REPORTS}/training/{{run}}.csv",
         tensorboard=directory(f"{DATA}/logs/tensorboard/{{run}}"),
     wildcard_constraints:
         run=one_of(config["supervised_runs"]),
@@ -61,7 +61,7 @@ rule train_softmax:
         dataset=f"{DATA}/dataset",
     output:
         model=f"{DATA}/models/{{run}}/model.pt",
-        train_log=f"{DATA}/models/{{run}}/train_log.csv",
+        train_log=f"{REPORTS}/training/{{run}}.csv",
         tensorboard=directory(f"{DATA}/logs/tensorboard/{{run}}"),
     wildcard_constraints:
         run=one_of(config["softmax_runs"]),
