@@ -290,7 +290,7 @@ def test_pseudo_segment_stage_writes_labels_and_ucms(tmp_path):
     result = run_stage([str(REPO / "stages/pseudo_segments.py"), "--contours", str(contours_dir),
                         "--out", str(out)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "flat.png", "ucm"]
+    assert sorted(p.name for p in out.iterdir()) == [".segsort-output", "a.png", "flat.png", "ucm"]
     assert Image.open(out / "a.png").mode == "L"
     assert_partition_of(read_label_map(out / "a.png", shape=regions.shape), np.minimum(regions, 1))
     assert (read_label_map(out / "flat.png", shape=(20, 30)) == 0).all()

@@ -69,6 +69,7 @@ def test_dvc_commit_of_what_a_snakemake_run_built(tmp_path):
     """The README's advice after a Snakemake run: scripts/dvc_commit_built.py records the stages whose
     files all exist (here the dataset's alone) in dvc.lock, where a plain `dvc commit` fails."""
     repo = git_checkout(tmp_path / "repo", tiny=SMALL_TINY)
+    (repo / "dvc.lock").unlink()  # the committed run's lock: this checkout's starts empty
     built = subprocess.run(["snakemake", "--cores", "1", "data/tiny/dataset"], cwd=repo, env=tool_env(),
                            capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
