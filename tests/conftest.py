@@ -15,7 +15,7 @@ from segsort.data.tiny import generate_tiny_dataset
 from segsort.data.voc import VOCLayout
 from segsort.evaluate import build_bank
 from segsort.models import build_model, network_config
-from segsort.stage import with_active_preset
+from segsort.stage import setup_torch, with_active_preset
 from workflow_dags import copy_tracked_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -104,7 +104,9 @@ def real_samples(params_file) -> Path:
 
 @pytest.fixture(scope="session")
 def model_and_bank(tmp_path_factory, small_dataset, params):
-    """An untrained Lite0 SegSort model and its bank of the small dataset's train images (model.pt, bank.h5, model)."""
+    """An untrained Lite0 SegSort model and its bank of the small dataset's train images (model.pt, bank.h5, model),
+    made with the stages' numerics whichever test asks first."""
+    setup_torch(params)
     torch.manual_seed(0)
     names = class_names("tiny")
     model = build_model(network_config(params["networks"]["lite0_pyramid"], "segsort", 8, len(names))).eval()
