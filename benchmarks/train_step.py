@@ -93,7 +93,8 @@ class Run:
     def batch_of(self, step: int, crop: int | None = None):
         indices = batch_indices(step, self.args.batch, len(self.dataset), seed=0)
         return make_batch(self.dataset, indices, step, 0, crop or self.args.crop, self.params["optimizer"],
-                          grid=image_frame_grid(self.objective, self.params["segsort"])).to(self.device)
+                          grid=image_frame_grid(self.objective, self.params["segsort"]),
+                          grid_blocks=self.params["segsort"]["grid_blocks"]).to(self.device)
 
     def step(self, step: int, timed: bool, crop: int | None = None) -> tuple[float, int]:
         """One training step (at `crop`, default --crop): its seconds and its working memory, the peak above

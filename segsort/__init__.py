@@ -26,3 +26,14 @@ PINNED_NUMERICS = {
 
 if os.environ.get("SEGSORT_NATIVE_ISA") != "1":
     os.environ.update(PINNED_NUMERICS)
+
+__all__ = ["Segmenter"]
+
+
+def __getattr__(name: str):
+    """`from segsort import Segmenter` (segsort.segmenter): imported when first asked for, so that importing the
+    package still loads no torch (the stages that only assemble tables start without it)."""
+    if name == "Segmenter":
+        from segsort.segmenter import Segmenter
+        return Segmenter
+    raise AttributeError(f"module 'segsort' has no attribute {name!r}")

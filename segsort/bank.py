@@ -1,7 +1,7 @@
 """The prototype bank: every labelled training segment's prototype, with its provenance, in HDF5.
 
-Schema (version 3; version 2 named the attribute `features` `feature_kind`), one row per segment; all columns
-chunked and gzip-compressed:
+Schema (version 4; version 3 had no `additions` attribute; version 2 named the attribute `features`
+`feature_kind`), one row per segment; all columns chunked and gzip-compressed:
   prototypes    float32 (S, D)  unit vectors: the segment's mean embedding over its support (below)
   labels        int16   (S,)    majority ground-truth class of the segment
   image_ids     str     (S,)    image the segment comes from
@@ -11,7 +11,13 @@ chunked and gzip-compressed:
   mask_offsets  int64   (S,)    where the segment's mask starts in `masks`
   masks         uint8   (M,)    every support mask, cropped to its bbox, np.packbits of the row-major crop
 attributes: schema_version, features, feature_dim, num_classes, class_names (JSON), segmentation,
-  model_sha256, params (JSON of the parameters that made it), dataset, dataset_root, split.
+  model_sha256, params (JSON of the parameters that made it), dataset, dataset_root, split,
+  additions (JSON list, `[]` as stages/build_bank.py writes it, so a built bank holds no time and stays
+  byte-for-byte the same): one entry per folder grown into the bank by `segsort bank add` (segsort.grow):
+  {"source": folder, "time": UTC ISO 8601, "model_sha256", "images", "segments", "rows": [first, end),
+  "classes_added", "grid", "kmeans_iterations"}. An addition may append class names (class_names and
+  num_classes grow with them); its rows' image_ids are ids of images in its source folder.
+A bank of an older schema is refused, naming its version: rebuild it with stages/build_bank.py.
 
 Rows are appended image by image, so writing never holds the bank in memory; reading loads only the
 prototypes and labels (what kNN needs) and fetches the provenance of chosen rows on demand.
@@ -33,7 +39,7 @@ from segsort.data import class_names
 from segsort.inference import LabelledSegments
 from segsort.io import DataError, atomic_path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 COLUMNS = {"prototypes": np.float32, "labels": np.int16, "segment_ids": np.int32, "pixel_counts": np.int64,
            "bboxes": np.int32, "mask_offsets": np.int64, "masks": np.uint8}
 ROW_CHUNK = 4096
@@ -61,6 +67,7 @@ def write_bank(path: str | Path, rows: Iterable[tuple[str, LabelledSegments]], f
         f.attrs.update(attrs)
         f.attrs["schema_version"] = SCHEMA_VERSION
         f.attrs["feature_dim"] = feature_dim
+        f.attrs["additions"] = "[]"
         for name, dtype in COLUMNS.items():
             tail = {"prototypes": (feature_dim,), "bboxes": (4,)}.get(name, ())
             chunk = 1 << 20 if name == "masks" else ROW_CHUNK
@@ -68,21 +75,28 @@ def write_bank(path: str | Path, rows: Iterable[tuple[str, LabelledSegments]], f
                              chunks=(chunk,) + tail, compression="gzip")
         f.create_dataset("image_ids", shape=(0,), maxshape=(None,), dtype=h5py.string_dtype(),
                          chunks=(ROW_CHUNK,), compression="gzip")
-        for image_id, segments in rows:
-            support, segment_ids = np.asarray(segments.support), np.asarray(segments.segment_ids)
-            bboxes, masks = support_crops(support, segment_ids)
-            sizes = np.array([len(m) for m in masks], dtype=np.int64)
-            offsets = f["masks"].shape[0] + np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            columns = {"prototypes": segments.prototypes, "labels": segments.labels, "segment_ids": segment_ids,
-                       "pixel_counts": segments.pixel_counts, "bboxes": bboxes, "mask_offsets": offsets,
-                       "masks": np.concatenate(masks) if masks else np.zeros(0, np.uint8),
-                       "image_ids": np.array([image_id] * len(segment_ids), dtype=object)}
-            for name, values in columns.items():
-                _append(f[name], np.asarray(values))
-        total = f["labels"].shape[0]
+        total = append_rows(f, rows)
         if total == 0:
             raise DataError(f"{path}: the prototype bank would be empty: no training segment has a label")
     return total
+
+
+def append_rows(f: h5py.File, rows: Iterable[tuple[str, LabelledSegments]]) -> int:
+    """Append one (image id, LabelledSegments) per image to the open bank `f`; returns how many segments
+    were appended (write_bank, and segsort.grow for a bank's additions)."""
+    start = f["labels"].shape[0]
+    for image_id, segments in rows:
+        support, segment_ids = np.asarray(segments.support), np.asarray(segments.segment_ids)
+        bboxes, masks = support_crops(support, segment_ids)
+        sizes = np.array([len(m) for m in masks], dtype=np.int64)
+        offsets = f["masks"].shape[0] + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        columns = {"prototypes": segments.prototypes, "labels": segments.labels, "segment_ids": segment_ids,
+                   "pixel_counts": segments.pixel_counts, "bboxes": bboxes, "mask_offsets": offsets,
+                   "masks": np.concatenate(masks) if masks else np.zeros(0, np.uint8),
+                   "image_ids": np.array([image_id] * len(segment_ids), dtype=object)}
+        for name, values in columns.items():
+            _append(f[name], np.asarray(values))
+    return f["labels"].shape[0] - start
 
 
 def _append(column: h5py.Dataset, values: np.ndarray) -> None:
@@ -120,6 +134,7 @@ class Provenance:
     pixel_count: int
     bbox: tuple[int, int, int, int]
     mask: np.ndarray
+    source: Path | None = None  # the folder of an addition (segsort bank add) it came from; None: the bank's dataset
 
 
 @dataclass
@@ -138,7 +153,7 @@ class Bank:
 
     def provenance(self, indices: Iterable[int]) -> list[Provenance]:
         """The provenance of the given rows, read from the file (the bank is not held in memory)."""
-        found = []
+        found, additions = [], json.loads(self.attrs.get("additions", "[]"))
         with read_errors(self.path, "provenance"), h5py.File(self.path, "r") as f:
             for index in map(int, indices):
                 top, left, bottom, right = (int(v) for v in read_column(f, "bboxes", index))
@@ -149,8 +164,31 @@ class Bank:
                 found.append(Provenance(index, image_id.decode() if isinstance(image_id, bytes) else image_id,
                                         *(int(read_column(f, name, index)) for name in
                                           ("segment_ids", "labels", "pixel_counts")),
-                                        (top, left, bottom, right), mask))
+                                        (top, left, bottom, right), mask, addition_source(additions, index)))
         return found
+
+
+def addition_source(additions: list[dict], index: int) -> Path | None:
+    """The source folder of the addition that appended row `index`, None for a row the bank was built with."""
+    return next((Path(a["source"]) for a in additions if a["rows"][0] <= index < a["rows"][1]), None)
+
+
+def bank_attributes(f: h5py.File) -> dict:
+    """The attributes of an open bank, refused in one line naming the file unless it is of this schema with
+    every column: the one place a bank's schema is checked."""
+    path = Path(f.filename)
+    with read_errors(path, "attributes"):
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        missing = [name for name in list(COLUMNS) + ["image_ids"] if name not in f]
+    version = attrs.get("schema_version")
+    if isinstance(version, (int, np.integer)) and version < SCHEMA_VERSION:
+        raise DataError(f"{path}: prototype bank of schema version {version}, older than version {SCHEMA_VERSION} "
+                        f"that segsort reads: rebuild it with stages/build_bank.py")
+    missing += [name for name in ("additions",) if name not in attrs]
+    if version != SCHEMA_VERSION or missing:
+        raise DataError(f"{path}: not a version-{SCHEMA_VERSION} prototype bank (schema version {version}, "
+                        f"missing {missing}): rebuild it with stages/build_bank.py")
+    return attrs
 
 
 def read_bank(path: str | Path, expect: dict) -> Bank:
@@ -160,11 +198,7 @@ def read_bank(path: str | Path, expect: dict) -> Bank:
     if not path.is_file():
         raise DataError(f"{path}: prototype bank is missing")
     with read_errors(path, "attributes and columns"), h5py.File(path, "r") as f:
-        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        missing = [name for name in list(COLUMNS) + ["image_ids"] if name not in f]
-        if attrs.get("schema_version") != SCHEMA_VERSION or missing:
-            raise DataError(f"{path}: not a version-{SCHEMA_VERSION} prototype bank (schema version "
-                            f"{attrs.get('schema_version')}, missing {missing}): rebuild it")
+        attrs = bank_attributes(f)
         for key, value in expect.items():
             if attrs.get(key) != value:
                 raise DataError(f"{path}: bank {key} is {attrs.get(key)!r} but {value!r} is expected; "

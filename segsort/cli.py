@@ -3,7 +3,9 @@ your own dataset folders checked before the pipeline reads them.
 
     segsort predict --model M.pt --bank M.h5 photos/ --out labelled/
     segsort explain photo.jpg --model M.pt --bank M.h5 --out why.png
+    segsort explore photos/ --model M.pt --bank M.h5 --out page.html   # click a segment: what voted for it
     segsort check-dataset /data/my_labels --dataset my_labels   # every problem of a folder of your own
+    segsort bank add more_labels/ --bank M.h5 --model M.pt --classes background,cat,kiwi  # grow a bank
     segsort compare-run                  # after a run: the first stage and training step that part from git's
 
 Inference settings (k-means iterations, k of kNN, scales, flip, the longest side an image is labelled
@@ -18,40 +20,29 @@ wanted (or a file where a folder is), a folder that cannot be written, or an exi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.backend_bases import FigureCanvasBase
 from PIL import Image
 
-from segsort.bank import Bank, read_bank
-from segsort.checkpoint import file_sha256, load_model
-from segsort.data import class_names
+from segsort.checkpoint import load_model
 from segsort.data.own import check_dataset, problems_count, reads_masks
-from segsort.explain import PALETTE, explain_image, retrieval_figure
-from segsort.inference import InferenceConfig, bounded, model_device, segsort_labels, softmax_labels
+from segsort.explain import PALETTE, explained_queries, retrieval_figure
+from segsort.explore import ExplorePage
+from segsort.inference import bounded
 from segsort.io import IMAGE_SUFFIXES, DataError, PipelineError, atomic_path, read_image, write_label_png
 from segsort.provenance import compare_run
+from segsort.segmenter import Segmenter
 from segsort.stage import add_device_argument, load_params, setup_torch, stage_device
 
 
 
-def load_model_and_bank(args) -> tuple[torch.nn.Module, Bank | None, tuple[str, ...]]:
+def load_segmenter(args, params: dict) -> Segmenter:
     """The model on its device and, for a SegSort model, its bank, refused if made by another model."""
-    model = load_model(args.model).to(stage_device(args.device))
-    if model.config["head"] == "softmax":
-        params = load_params(args.params)
-        return model, None, class_names(params["dataset"], params["datasets"])
-    if args.bank is None:
-        raise DataError(f"{args.model}: a SegSort model labels segments by kNN: give its prototype bank (--bank)")
-    bank = read_bank(args.bank, expect={"model_sha256": file_sha256(args.model), "features": "embedding",
-                                        "segmentation": "kmeans", "feature_dim": model.feature_dim("embedding")})
-    bank = bank.to(model_device(model))
-    return model, bank, tuple(json.loads(bank.attrs["class_names"]))
+    return Segmenter.for_model(load_model(args.model).to(stage_device(args.device)), args.model, args.bank, params)
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
@@ -85,7 +76,8 @@ def check_out_file(out: Path, inputs: list[Path], overwrite: bool, suffixes) -> 
     if out.resolve() in {path.resolve() for path in inputs}:
         raise DataError(f"--out {out}: is the input; choose another file")
     if out.is_dir():
-        raise DataError(f"--out {out}: is a folder; give the file to write, e.g. {out / 'explained.png'}")
+        example = "explained.png" if "png" in suffixes else f"explained.{max(suffixes)}"
+        raise DataError(f"--out {out}: is a folder; give the file to write, e.g. {out / example}")
     if out.suffix.lower().lstrip(".") not in suffixes:
         raise DataError(f"--out {out}: give a file name ending in one of .{', .'.join(sorted(suffixes))}")
     if out.exists() and not overwrite:
@@ -130,8 +122,7 @@ def predict(args) -> int:
     outputs = prediction_outputs(images, args.images, args.out, args.overwrite)
     params = load_params(args.params)
     setup_torch(params)
-    config = InferenceConfig.from_params(params)
-    model, bank, names = load_model_and_bank(args)
+    segmenter = load_segmenter(args, params)
     args.out.mkdir(exist_ok=True)
     failed = []
     for path in images:
@@ -141,14 +132,13 @@ def predict(args) -> int:
             print(f"error: {err}", file=sys.stderr)
             failed.append(path)
             continue
-        labels = softmax_labels(model, image, config) if bank is None else \
-            segsort_labels(model, image, bank.prototypes, bank.labels, config, len(names))
+        labels = segmenter(image, evidence=False).labels
         label_path, overlay_path = outputs[path]
         with atomic_path(label_path) as tmp:
             write_label_png(tmp, labels)
         with atomic_path(overlay_path) as tmp:
             Image.fromarray(overlay(image, labels)).save(tmp, format="JPEG", quality=92)
-        found = ", ".join(names[c] for c in np.unique(labels))
+        found = ", ".join(segmenter.class_names[c] for c in np.unique(labels))
         print(f"{path.name}: {found}")
     print(f"{len(images) - len(failed)} of {len(images)} images labelled into {args.out}")
     if failed:
@@ -162,17 +152,54 @@ def explain(args) -> int:
     check_out_file(args.out, [args.image], args.overwrite, FigureCanvasBase.get_supported_filetypes())
     params = load_params(args.params)
     setup_torch(params)
-    model, bank, names = load_model_and_bank(args)
-    if bank is None:
+    segmenter = load_segmenter(args, params)
+    if segmenter.bank is None:
         raise DataError(f"{args.model}: a softmax model has no retrieved segments to explain its labels")
-    dataset_root = args.dataset_root or Path(bank.attrs["dataset_root"])
+    dataset_root = args.dataset_root or Path(segmenter.bank.attrs["dataset_root"])
     image = bounded(read_image(args.image), params["inference"]["max_side"])
-    queries = explain_image(model, image, bank, InferenceConfig.from_params(params), len(names),
-                            args.segments, args.neighbours)
+    queries = explained_queries(segmenter.segments(image, args.neighbours)[1], args.segments)
     with atomic_path(args.out) as tmp:
-        retrieval_figure([(args.image.stem, image, queries)], dataset_root, names, tmp,
+        retrieval_figure([(args.image.stem, image, queries)], dataset_root, segmenter.class_names, tmp,
                          f"{args.image.name}: its segments and the training segments they retrieved")
     print(f"{args.out}: {len(queries)} segments explained")
+    return 0
+
+
+def explore(args) -> int:
+    """One self-contained HTML page of an image or a folder's images (segsort.explore)."""
+    if not args.images.is_dir() and not args.images.is_file():
+        raise DataError(f"{args.images}: no such image or folder")
+    images = listed_images(args.images) if args.images.is_dir() else [args.images]
+    check_out_file(args.out, images, args.overwrite, {"html", "htm"})
+    params = load_params(args.params)
+    setup_torch(params)
+    segmenter = load_segmenter(args, params)
+    if segmenter.bank is None:
+        raise DataError(f"{args.model}: a softmax model has no retrieved segments to explore")
+    dataset_root = args.dataset_root or Path(segmenter.bank.attrs["dataset_root"])
+    page = ExplorePage(segmenter, dataset_root, f"segsort explore: {args.model}")
+    failed = []
+    for path in images:
+        try:
+            image = read_image(path)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed.append(path)
+            continue
+        result = segmenter(image)
+        page.add(path.name, image, result)
+        print(f"{path.name}: {len(result.segments)} segments, "
+              f"{', '.join(segmenter.class_names[c] for c in np.unique(result.labels))}")
+    if not page.images:
+        raise DataError(f"{args.images}: no image could be read")
+    with atomic_path(args.out) as tmp:
+        size = page.write(tmp)
+    print(f"{args.out}: {len(page.images)} of {len(images)} images, {len(page.rows)} bank segments shown "
+          f"({size / 1e6:.1f} MB); open it in a browser")
+    if failed:
+        print(f"error: {len(failed)} image(s) could not be read: {', '.join(str(p) for p in failed)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -202,6 +229,31 @@ def check_dataset_command(args) -> int:
     return 0
 
 
+def bank_add_command(args) -> int:
+    """Grow a bank by a folder's labelled segments (segsort.grow), with the folder's classes as
+    check-dataset takes them: --dataset (params.yaml declaration), --classes, or else the bank's."""
+    from segsort.grow import add_folder
+
+    params = load_params(args.params)
+    classes, palette = None, None
+    if args.dataset:
+        if args.dataset not in params["datasets"]:
+            raise DataError(f"{args.params}: datasets.{args.dataset} is not declared "
+                            f"(declared: {sorted(params['datasets'])})")
+        classes, palette = params["datasets"][args.dataset].get("classes"), params["datasets"][args.dataset].get("palette")
+        if not classes:
+            raise DataError(f"{args.params}: datasets.{args.dataset} declares no classes: an images-only folder "
+                            f"has no labelled segments to add")
+    elif args.classes:
+        classes = args.classes.split(",")
+    setup_torch(params)
+    added = add_folder(args.bank, args.model, args.folder, params, stage_device(args.device), classes, palette,
+                       args.split)
+    new = f"; new classes: {', '.join(added['classes_added'])}" if added["classes_added"] else ""
+    print(f"{args.bank}: {added['segments']} segments of {added['images']} images from {args.folder} added{new}")
+    return 0
+
+
 def compare_run_command(args) -> int:
     parting = compare_run(args.run, args.reference)
     if parting is None:
@@ -220,6 +272,21 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--dataset", help="its declaration in params.yaml datasets (classes, palette)")
     c.add_argument("--classes", help="comma-separated class names, instead of --dataset (none: images only)")
     c.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    c = commands.add_parser("bank", help="grow a prototype bank: segsort bank add")
+    c = c.add_subparsers(dest="bank_command", required=True).add_parser(
+        "add", help="add the labelled segments of a folder of images and masks to a bank, with its model")
+    c.add_argument("folder", type=Path, help="the folder: JPEGImages/, SegmentationClass/ (optional "
+                                             "ImageSets/Segmentation/), as check-dataset reads it")
+    c.add_argument("--bank", required=True, type=Path, help="the prototype bank to grow (replaced when complete)")
+    c.add_argument("--model", required=True, type=Path, help="the model checkpoint that made the bank")
+    c.add_argument("--classes", help="comma-separated class names of the masks' ids 0, 1, ... (default: the "
+                                     "bank's); names the bank lacks are added")
+    c.add_argument("--dataset", help="instead of --classes: the folder's declaration in params.yaml datasets "
+                                     "(classes, palette)")
+    c.add_argument("--split", help="add only the images of ImageSets/Segmentation/<split>.txt (default: every "
+                                   "image with a mask)")
+    c.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+    add_device_argument(c)
     c = commands.add_parser("compare-run", help="name the first stage, and training step, where a run parts "
                                                  "from the committed one (dvc.lock, reports/<dataset>/training/)")
     c.add_argument("--run", type=Path, default=Path("."), help="the checkout that holds the run (default: here)")
@@ -243,14 +310,24 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: refuse)")
         c.add_argument("--params", default="params.yaml", help="inference settings (default: params.yaml)")
         add_device_argument(c)
+    c = commands.add_parser("explore", help="one HTML page to explore the labels in a browser: click a pixel to "
+                                            "see the training segments that voted for its segment")
+    c.add_argument("images", type=Path, help="an image, or a folder of images")
+    c.add_argument("--model", required=True, type=Path, help="SegSort model checkpoint (model.pt)")
+    c.add_argument("--bank", required=True, type=Path, help="the model's prototype bank")
+    c.add_argument("--out", required=True, type=Path, help="HTML page to write (.html), self-contained")
+    c.add_argument("--dataset-root", type=Path, help="the bank's training images (default: as recorded in the bank)")
+    c.add_argument("--overwrite", action="store_true", help="replace the page if it exists (default: refuse)")
+    c.add_argument("--params", default="params.yaml", help="inference settings (default: params.yaml)")
+    add_device_argument(c)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return {"predict": predict, "explain": explain, "check-dataset": check_dataset_command,
-                "compare-run": compare_run_command}[args.command](args)
+        return {"predict": predict, "explain": explain, "explore": explore, "check-dataset": check_dataset_command,
+                "compare-run": compare_run_command, "bank": bank_add_command}[args.command](args)
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

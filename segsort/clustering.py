@@ -12,17 +12,37 @@ import torch
 from torch.nn import functional as F
 
 
-def grid_assignment(height: int, width: int, grid: tuple[int, int], device=None) -> torch.Tensor:
-    """Initial segment ids (H*W,): the image split uniformly into grid[0] x grid[1] blocks."""
-    rows = torch.arange(height, device=device) * grid[0] // height
-    cols = torch.arange(width, device=device) * grid[1] // width
+GRID_BLOCKS = ("fixed_size", "even")  # params.yaml segsort.grid_blocks
+LOCATION_SCALES = ("size", "last_pixel")  # params.yaml inference.bank_locations
+
+
+def grid_assignment(height: int, width: int, grid: tuple[int, int], device=None,
+                    blocks: str = "fixed_size") -> torch.Tensor:
+    """Initial segment ids (H*W,) of k-means: the image cut into a grid of blocks, id row * grid[1] + column.
+
+    blocks "fixed_size" (the authors' release): blocks of ceil(H / grid[0]) x ceil(W / grid[1]) pixels, so a
+    side can get fewer than grid[0] blocks (H = 9, 4 rows: 3 blocks of 3 rows; ids of the missing blocks are
+    never used). "even": pixel row y in block row floor(y * grid[0] / H), always grid[0] x grid[1] blocks.
+    """
+    if blocks == "fixed_size":
+        rows = torch.arange(height, device=device) // -(-height // grid[0])
+        cols = torch.arange(width, device=device) // -(-width // grid[1])
+    elif blocks == "even":
+        rows = torch.arange(height, device=device) * grid[0] // height
+        cols = torch.arange(width, device=device) * grid[1] // width
+    else:
+        raise ValueError(f"grid blocks {blocks!r}: one of {GRID_BLOCKS}")
     return (rows[:, None] * grid[1] + cols[None, :]).reshape(-1)
 
 
-def location_features(height: int, width: int, device=None) -> torch.Tensor:
-    """(2, H, W) pixel coordinates (y, x) divided by the image height and width, in [0, 1)."""
-    ys = torch.arange(height, device=device, dtype=torch.float32) / height
-    xs = torch.arange(width, device=device, dtype=torch.float32) / width
+def location_features(height: int, width: int, device=None, scale: str = "size") -> torch.Tensor:
+    """(2, H, W) pixel coordinates (y, x) divided by the image height and width ("size": in [0, 1)), or by
+    the last pixel's (H - 1, W - 1: "last_pixel", in [0, 1], as the release's prototype bank does)."""
+    if scale not in LOCATION_SCALES:
+        raise ValueError(f"location scale {scale!r}: one of {LOCATION_SCALES}")
+    last = int(scale == "last_pixel")
+    ys = torch.arange(height, device=device, dtype=torch.float32) / max(height - last, 1)
+    xs = torch.arange(width, device=device, dtype=torch.float32) / max(width - last, 1)
     return torch.stack(torch.meshgrid(ys, xs, indexing="ij"))
 
 
@@ -70,7 +90,8 @@ def spherical_kmeans(features: torch.Tensor, weights: torch.Tensor, init_ids: to
 
 
 def cluster_pixels(embeddings: torch.Tensor, valid: torch.Tensor, locations: torch.Tensor,
-                   grid: tuple[int, int], iterations: int, init_blocks: torch.Tensor | None = None) -> torch.Tensor:
+                   grid: tuple[int, int], iterations: int, init_blocks: torch.Tensor | None = None,
+                   grid_blocks: str = "fixed_size") -> torch.Tensor:
     """Cluster the pixels of each image of a batch with its embedding and location features.
 
     embeddings (B, D, H, W) unit vectors, valid (B, H, W) bool, locations (B, 2, H, W).
@@ -80,14 +101,14 @@ def cluster_pixels(embeddings: torch.Tensor, valid: torch.Tensor, locations: tor
     the clustering only and never enter prototypes.
     init_blocks (B, H, W), ids in 0..K-1: the grid of blocks laid on another frame (a training crop's
     original image, `grid_frame: image`); blocks that fall outside the crop start empty and stay
-    empty. By default the grid is laid on these H x W pixels.
+    empty. By default the grid is laid on these H x W pixels, cut as `grid_blocks` says (grid_assignment).
     """
     batch, _, height, width = embeddings.shape
     with torch.no_grad():
         joint = F.normalize(torch.cat([embeddings, locations.to(embeddings.dtype)], dim=1), dim=1)
         joint = joint.flatten(2).transpose(1, 2)                                        # (B, H*W, D + 2)
         if init_blocks is None:
-            init = grid_assignment(height, width, grid, device=embeddings.device).expand(batch, -1)
+            init = grid_assignment(height, width, grid, embeddings.device, grid_blocks).expand(batch, -1)
         else:
             init = init_blocks.flatten(1)
         mask = valid.flatten(1)

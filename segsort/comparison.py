@@ -23,16 +23,9 @@ from segsort.explain import PALETTE  # noqa: E402
 from segsort.inference import InferenceConfig, segsort_labels, softmax_labels  # noqa: E402
 from segsort.io import IGNORE_LABEL, DataError  # noqa: E402
 from segsort.metrics import confusion_matrix, segmentation_scores  # noqa: E402
+from segsort.models import network_label  # noqa: E402
 
-DECODERS = {"deeplabv3plus": "DeepLabv3+", "pspnet": "PSPNet", "pyramid": "Pyramid"}
-BACKBONES = {"mobilenet_v2": "MNV2", "resnet101": "ResNet-101", "efficientnet_lite0": "EfficientNet-Lite0"}
 NETWORK_KEYS = ("backbone", "output_stride", "decoder", "decoder_channels")
-
-
-def network_label(config: dict) -> str:
-    """'DeepLabv3+ / MNV2' for a model config; unknown parts are shown by their config name."""
-    decoder, backbone = config["decoder"], config["backbone"]
-    return f"{DECODERS.get(decoder, decoder)} / {BACKBONES.get(backbone, backbone)}"
 
 
 def check_pair(softmax_path: Path, softmax_config: dict, segsort_path: Path, segsort_config: dict) -> None:

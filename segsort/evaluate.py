@@ -15,17 +15,19 @@ from segsort.inference import (InferenceConfig, labelled_prototypes, pixel_featu
 from segsort.metrics import boundary_scores, class_boundary_counts, confusion_matrix, segmentation_scores
 
 
-def bank_rows(model, dataset: VOCLayout, features: str, grid: tuple[int, int], iterations: int):
+def bank_rows(model, dataset: VOCLayout, features: str, grid: tuple[int, int], iterations: int,
+              grid_blocks: str = "fixed_size", locations: str = "last_pixel"):
     """Yield one labelled image's (image id, LabelledSegments) at a time (see segsort.bank.write_bank).
 
     Training images are segmented as in training: k-means on the features without the void pixels (or the
-    given pseudo-segments). An images-only dataset (no classes) gives every segment label 0: its bank holds
+    given pseudo-segments), the grid cut as `grid_blocks` says, location features scaled as `locations` says
+    (params.yaml inference.bank_locations; the release's bank: "last_pixel"). An images-only dataset (no classes) gives every segment label 0: its bank holds
     the prototypes of all segments, unlabelled.
     """
     for index in tqdm(range(len(dataset)), desc="bank", mininterval=5):
         sample = dataset[index]
         feature_maps = pixel_features(model, sample.image, features)
-        segments = segment_image(feature_maps, grid, iterations, sample.segments, sample.labels)
+        segments = segment_image(feature_maps, grid, iterations, sample.segments, sample.labels, grid_blocks, locations)
         labels, num_classes = sample.labels, dataset.num_classes
         if labels is None:
             labels, num_classes = np.zeros(sample.image.shape[:2], np.uint8), 1
@@ -34,8 +36,8 @@ def bank_rows(model, dataset: VOCLayout, features: str, grid: tuple[int, int], i
 
 
 def build_bank(model, dataset: VOCLayout, features: str, grid: tuple[int, int], iterations: int,
-               out: Path, attrs: dict) -> int:
-    rows = bank_rows(model, dataset, features, grid, iterations)
+               out: Path, attrs: dict, grid_blocks: str = "fixed_size", locations: str = "last_pixel") -> int:
+    rows = bank_rows(model, dataset, features, grid, iterations, grid_blocks, locations)
     return write_bank(out, rows, model.feature_dim(features), attrs)
 
 

@@ -6,6 +6,7 @@ image id, bbox and support mask) and framed in the colour of its label.
 """
 from __future__ import annotations
 
+import glob
 import math
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -21,8 +22,9 @@ from matplotlib.patches import Patch  # noqa: E402
 from segsort.bank import Bank, Provenance  # noqa: E402
 from segsort.boundaries import segmentation_boundaries  # noqa: E402
 from segsort.data.voc import image_path  # noqa: E402
-from segsort.inference import InferenceConfig, majority, view_votes  # noqa: E402
-from segsort.io import DataError, read_image, voc_palette  # noqa: E402
+from segsort.inference import InferenceConfig  # noqa: E402
+from segsort.io import IMAGE_SUFFIXES, DataError, read_image, voc_palette  # noqa: E402
+from segsort.segmenter import Segment, image_segments  # noqa: E402
 
 PALETTE = np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)
 
@@ -44,28 +46,28 @@ def explain_image(model, image: np.ndarray, bank: Bank, config: InferenceConfig,
     Segments are taken in turns from each predicted class, the class covering the least area first and
     the largest segment of a class first: objects get explained before the background's many pieces.
     """
-    single_view = InferenceConfig(config.grid, config.kmeans_iterations, config.knn_k)
-    segments, votes, sims, neighbours = view_votes(model, image, bank.prototypes, bank.labels, single_view,
-                                                   num_classes)
-    segments = segments.cpu().numpy()
-    sizes = np.bincount(segments.ravel(), minlength=len(votes))
-    labels = majority(votes, dim=1).cpu().numpy()
-    by_class: dict[int, list[int]] = {}
-    for s in np.argsort(-sizes, kind="stable")[:np.count_nonzero(sizes)]:  # the segments that have pixels
-        by_class.setdefault(int(labels[s]), []).append(int(s))
-    classes = sorted(by_class, key=lambda c: (sizes[by_class[c]].sum(), c))
+    return explained_queries(image_segments(model, image, bank, config, num_classes, max_neighbours)[1],
+                             max_segments)
+
+
+def explained_queries(segments: list[Segment], max_segments: int) -> list[Query]:
+    """Up to `max_segments` of an image's segments (segsort.segmenter), in the order explain_image says, as
+    Queries with the neighbours each segment holds."""
+    by_class: dict[int, list[Segment]] = {}
+    for segment in sorted(segments, key=lambda s: -s.pixels):  # stable: the lower id first among equal sizes
+        by_class.setdefault(segment.label, []).append(segment)
+    classes = sorted(by_class, key=lambda c: (sum(s.pixels for s in by_class[c]), c))
     turns = zip_longest(*(by_class[c] for c in classes))
     chosen = [s for turn in turns for s in turn if s is not None][:max_segments]
-    queries = []
-    for s in chosen:
-        shown = neighbours[s, :max_neighbours].tolist()
-        queries.append(Query(segments == s, int(majority(votes[s])), votes[s].cpu().numpy(),
-                             bank.provenance(shown), sims[s, :max_neighbours].tolist()))
-    return queries
+    return [Query(s.mask, s.label, s.votes, [n.provenance for n in s.neighbours],
+                  [n.similarity for n in s.neighbours]) for s in chosen]
 
 
 def training_image(dataset_root: Path, image_id: str) -> np.ndarray:
     path = image_path(dataset_root, image_id)
+    if not path.is_file():  # a folder grown into the bank (segsort bank add) may hold other suffixes
+        path = next((p for p in sorted((dataset_root / "JPEGImages").glob(f"{glob.escape(image_id)}.*"))
+                     if p.suffix.lower() in IMAGE_SUFFIXES), path)
     if not path.is_file():
         raise DataError(f"{path}: training image of the bank is missing (give the bank's dataset with "
                         f"--dataset-root)")
@@ -85,8 +87,9 @@ def outlined(image: np.ndarray, mask: np.ndarray, colour, dim: bool) -> np.ndarr
 
 
 def neighbour_patch(dataset_root: Path, found: Provenance, margin: float = 0.25) -> np.ndarray:
-    """The training segment redrawn on its image, cropped around its bbox with some context."""
-    image = training_image(dataset_root, found.image_id)
+    """The training segment redrawn on its image (in the folder of the addition it came from, if any),
+    cropped around its bbox with some context."""
+    image = training_image(found.source or dataset_root, found.image_id)
     top, left, bottom, right = found.bbox
     mask = np.zeros(image.shape[:2], dtype=bool)
     mask[top:bottom, left:right] = found.mask

@@ -27,13 +27,14 @@ class InferenceConfig:
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False             # also label the mirrored image of every scale
     max_side: int | None = None    # a larger image is labelled at this longest side, its labels resized back
+    grid_blocks: str = "fixed_size"  # how the grid is cut into blocks (segsort.clustering.grid_assignment)
 
     @classmethod
     def from_params(cls, params: dict) -> "InferenceConfig":
         section = params["inference"]
         return cls(grid=tuple(params["segsort"]["grid"]), kmeans_iterations=section["kmeans_iterations"],
                    knn_k=section["knn_k"], scales=tuple(section["scales"]), flip=section["flip"],
-                   max_side=section["max_side"])
+                   max_side=section["max_side"], grid_blocks=params["segsort"]["grid_blocks"])
 
 
 def model_device(model) -> torch.device:
@@ -61,12 +62,15 @@ def class_scores(model, image: np.ndarray) -> torch.Tensor:
 
 
 def segment_image(features: torch.Tensor, grid: tuple[int, int], iterations: int,
-                  pseudo_segments: np.ndarray | None = None, labels: np.ndarray | None = None) -> torch.Tensor:
+                  pseudo_segments: np.ndarray | None = None, labels: np.ndarray | None = None,
+                  grid_blocks: str = "fixed_size", locations: str = "size") -> torch.Tensor:
     """(H, W) segment ids below segment_count(grid, pseudo_segments): spherical k-means with location
     features (ids of the grid's blocks; a block may end empty), or the given pseudo-segments numbered 0..n-1.
 
     labels (H, W), for a labelled image of the bank: its void pixels (255) are left out of k-means and get
     segment id -1, as in training (the authors' release drops them before k-means too).
+    grid_blocks, locations: how the grid is cut (clustering.grid_assignment) and the location features'
+    scale (clustering.location_features: the release's bank divides by H - 1, "last_pixel").
     """
     if pseudo_segments is not None:
         numbered = np.unique(pseudo_segments, return_inverse=True)[1].reshape(pseudo_segments.shape)
@@ -76,8 +80,9 @@ def segment_image(features: torch.Tensor, grid: tuple[int, int], iterations: int
         valid = torch.ones(height, width, dtype=torch.bool, device=features.device)
     else:
         valid = torch.from_numpy(labels != IGNORE_LABEL).to(features.device)
-    locations = location_features(height, width, device=features.device)
-    return cluster_pixels(features[None], valid[None], locations[None], tuple(grid), iterations)[0]
+    coordinates = location_features(height, width, features.device, locations)
+    return cluster_pixels(features[None], valid[None], coordinates[None], tuple(grid), iterations,
+                          grid_blocks=grid_blocks)[0]
 
 
 def segment_count(grid: tuple[int, int], pseudo_segments: np.ndarray | None = None) -> int:
@@ -181,7 +186,8 @@ def segment_queries(feature_maps: torch.Tensor, config: InferenceConfig,
                     pseudo_segments: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(segments (H, W), query prototypes (S, D)). S counts every id segment_image can give, empty segments
     too (their rows paint no pixel): no host sync to find the ones in use."""
-    segments = segment_image(feature_maps, config.grid, config.kmeans_iterations, pseudo_segments)
+    segments = segment_image(feature_maps, config.grid, config.kmeans_iterations, pseudo_segments,
+                             grid_blocks=config.grid_blocks)
     return segments, query_prototypes(feature_maps, segments, segment_count(config.grid, pseudo_segments))
 
 

@@ -15,7 +15,6 @@ import io
 import tempfile
 from pathlib import Path
 
-import torch
 
 from segsort.data import class_names
 from segsort.data.tiny import generate_tiny_dataset

@@ -87,6 +87,8 @@ def build_table(name: str, rows: list[dict], metrics: dict[str, dict], paper: di
             raise DataError(f"{name}: no metrics file given for {row['model']}")
         theirs = paper_row(paper, name, row["paper"])
         line = {key: value for key, value in row.items() if key != "paper"}
+        if "network" in metrics[row["model"]]:  # the network trained: on the tiny dataset, a stand-in's
+            line["network"] = metrics[row["model"]]["network"]
         if replicates is None:
             ours_by_column = our_values(metrics[row["model"]], paper["columns"], class_names, row.get("metric"))
         else:

@@ -88,11 +88,12 @@ class Batch(NamedTuple):
     blocks_present: tuple[int, ...] | None
     segments_present: tuple[int, ...] | None
 
-    def segment_capacity(self, objective: str, num_clusters: int) -> int:
+    def segment_capacity(self, objective: str, num_clusters: int, padding_segment: bool = False) -> int:
         """At least the number of segments the batch can have: each crop's clusters (the blocks it starts
-        from; they only empty, never appear) times its classes, or its pseudo-segments."""
+        from; they only empty, never appear) times its classes, or its pseudo-segments (and its padding, when
+        that is a segment)."""
         if objective == "unsupervised":
-            return sum(self.segments_present)
+            return sum(self.segments_present) + padding_segment * len(self.segments_present)
         blocks = self.blocks_present or (num_clusters,) * len(self.classes_present)
         return sum(b * c for b, c in zip(blocks, self.classes_present))
 
@@ -102,17 +103,18 @@ class Batch(NamedTuple):
 
 
 def make_batch(dataset: VOCLayout, indices: list[int], step: int, seed: int, crop: int, optim_cfg: dict,
-               first_slot: int = 0, grid: tuple[int, int] | None = None) -> Batch:
+               first_slot: int = 0, grid: tuple[int, int] | None = None, grid_blocks: str = "fixed_size") -> Batch:
     """Augmented crops of the given images. Slot s of step t is augmented from (seed, t, s): the
     same whether one process makes the whole batch or each process its slice (from `first_slot`).
-    grid: also carry each pixel's block of this grid laid on its original image (`grid_frame: image`)."""
+    grid: also carry each pixel's block of this grid laid on its original image (`grid_frame: image`), cut as
+    `grid_blocks` says."""
     planes = {name: [] for name in ("images", "labels", "segments", "locations", "blocks")}
     ids, present = [], {"labels": [], "segments": [], "blocks": []}
     for slot, index in enumerate(indices, start=first_slot):
         sample = dataset[index]
         rng = np.random.default_rng([seed, step, slot, 1])
         image, label, segment, location, blocks = augment(sample, rng, crop, optim_cfg["min_scale"],
-                                                          optim_cfg["max_scale"], grid)
+                                                          optim_cfg["max_scale"], grid, grid_blocks)
         planes["images"].append(torch.from_numpy(image).permute(2, 0, 1).float())
         planes["locations"].append(torch.from_numpy(location))
         labelled = None if label is None else label != IGNORE_LABEL
@@ -218,7 +220,8 @@ def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, ban
     grid, iterations = tuple(segsort_cfg["grid"]), segsort_cfg["kmeans_iterations"]
     num_clusters = grid[0] * grid[1]
     valid = labels != IGNORE_LABEL
-    clusters = cluster_pixels(embeddings.detach(), valid, locations, grid, iterations, blocks)   # (B, h, w)
+    clusters = cluster_pixels(embeddings.detach(), valid, locations, grid, iterations, blocks,
+                              segsort_cfg["grid_blocks"])                                       # (B, h, w)
     keys = label_partition(clusters.flatten(1), labels.flatten(1), num_clusters, num_classes)   # (B, h*w)
     segment_ids, row_keys = compact_segments(keys.reshape(-1), len(labels) * num_clusters * num_classes,
                                              capacity)                                          # (N,), (S,)
@@ -236,9 +239,13 @@ def supervised_loss(embeddings, labels, locations, num_classes, segsort_cfg, ban
 def unsupervised_loss(embeddings, segments, segsort_cfg, bank: MemoryBank, capacity: int | None):
     """Eq. 8 with the pseudo-segments as the segments, prototypes over the whole (global) batch, and the
     memory bank's prototypes as further negatives when the bank keeps any (`unsupervised_memory`).
-    segments (B, h, w) pseudo-segment ids below 255, 255 for none; capacity: rows of the prototype table,
-    as for supervised_loss."""
-    valid = segments != IGNORE_LABEL
+    segments (B, h, w) pseudo-segment ids below 255, 255 for the crop's padding; capacity: rows of the
+    prototype table, as for supervised_loss. `unsupervised_padding: segment` (the release) keeps each crop's
+    padding as one more segment of its image; `dropped` leaves those pixels out."""
+    if segsort_cfg["unsupervised_padding"] == "segment":
+        valid = torch.ones_like(segments, dtype=torch.bool)
+    else:
+        valid = segments != IGNORE_LABEL
     image = torch.arange(len(segments), device=segments.device)[:, None, None]
     keys = torch.where(valid, image * PSEUDO_SEGMENT_KEYS + segments, -1).reshape(-1)           # (N,)
     segment_ids, row_keys = compact_segments(keys, len(segments) * PSEUDO_SEGMENT_KEYS, capacity)
@@ -303,7 +310,8 @@ def objective_loss(model, objective: str, batch: Batch, num_classes: int, segsor
                                batch.segment_capacity(objective, grid[0] * grid[1]) if static_shapes else None,
                                blocks)
     return unsupervised_loss(outputs, to_embedding_grid(batch.segments, size), segsort_cfg, bank,
-                             batch.segment_capacity(objective, 0) if static_shapes else None)
+                             batch.segment_capacity(objective, 0, segsort_cfg["unsupervised_padding"] == "segment")
+                             if static_shapes else None)
 
 
 def make_optimizer(model, lr: float, optim_cfg: dict) -> torch.optim.SGD:
@@ -383,7 +391,8 @@ def train(model, dataset: VOCLayout, objective: str, schedule: dict, optim_cfg: 
 
     def process_batch(step: int) -> Batch:
         indices = batch_indices(step, batch_size, len(dataset), seed)[first:first + per_process]
-        return make_batch(dataset, indices, step, seed, crop, optim_cfg, first_slot=first, grid=image_grid)
+        return make_batch(dataset, indices, step, seed, crop, optim_cfg, first_slot=first, grid=image_grid,
+                          grid_blocks=segsort_cfg["grid_blocks"])
 
     model.train()
     progress = tqdm(range(start, steps), initial=start, total=steps, desc=log_path.parent.name, mininterval=5,

@@ -24,10 +24,12 @@ def main():
     attrs = {**bank_identity(args.model, args.features, args.segments, params["dataset"], params["datasets"]), "split": split,
              "class_names": json.dumps(names), "dataset_root": str(args.dataset_root),
              "params": params_json({"segsort": params["segsort"], "bank_split": split,
-                                    "kmeans_iterations": params["inference"]["kmeans_iterations"]})}
+                                    "kmeans_iterations": params["inference"]["kmeans_iterations"],
+                                    "bank_locations": params["inference"]["bank_locations"]})}
     # the training images' k-means runs as the test images' does (the inference section), on the training grid
     count = build_bank(load_model(args.model).to(stage_device(args.device)), dataset, args.features,
-                       tuple(params["segsort"]["grid"]), params["inference"]["kmeans_iterations"], args.out, attrs)
+                       tuple(params["segsort"]["grid"]), params["inference"]["kmeans_iterations"], args.out, attrs,
+                       params["segsort"]["grid_blocks"], params["inference"]["bank_locations"])
     print(f"{args.out}: {count} prototypes from {len(dataset)} images")
 
 

@@ -10,6 +10,7 @@ from segsort.data.voc import VOCLayout
 from segsort.evaluate import evaluate, evaluate_softmax, metrics_record
 from segsort.inference import InferenceConfig, model_device
 from segsort.io import DataError, write_json
+from segsort.models import network_label
 from segsort.stage import add_segmentation_arguments, load_params, parser, setup_torch, stage_device, stage_main
 
 
@@ -37,7 +38,9 @@ def main():
         bank = read_model_bank(args.bank, args.model, model, params["dataset"], args.features,
                                args.segments, params["datasets"]).to(model_device(model))
         scores = evaluate(model, dataset, bank, args.features, config)
-    settings = {} if softmax else {"grid": params["segsort"]["grid"], "embedding_dim": model.config["embedding_dim"]}
+    settings = {"network": network_label(model.config)}
+    if not softmax:
+        settings.update(grid=params["segsort"]["grid"], embedding_dim=model.config["embedding_dim"])
     write_json(args.out, metrics_record(args.model.parent.name, dataset.split, params["inference"], settings,
                                         scores, names))
     print(f"{args.out}: mIoU {100 * scores['miou']:.2f}, boundary F {100 * scores['boundary_f']:.2f}")

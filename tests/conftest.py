@@ -83,7 +83,8 @@ def small_params_file(params_file) -> dict:
     """params.yaml with schedules small enough for unit tests, as written."""
     p = copy.deepcopy(params_file)
     for schedule in p["presets"][p["dataset"]]["schedules"].values():
-        schedule.update(steps=4, batch_size=2, crop=64)
+        if schedule["steps"]:  # a schedule of 0 steps keeps its model
+            schedule.update(steps=4, batch_size=2, crop=64)
     p["checkpoint_every"] = 2
     return p
 

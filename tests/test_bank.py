@@ -54,10 +54,14 @@ def test_bank_of_another_model_or_dimension_is_refused(tmp_path):
         read_bank(path, expect={**ATTRS, "model_sha256": "xyz"})
     with pytest.raises(DataError, match="bank feature_dim is 4 but 32 is expected"):
         read_bank(path, expect={"feature_dim": 32})
-    with h5py.File(path, "a") as f:                      # a bank of the older schema, without masks
+    with h5py.File(path, "a") as f:                      # a bank of this schema without its masks
         del f["masks"]
-        f.attrs["schema_version"] = 1
-    with pytest.raises(DataError, match="not a version-3 prototype bank .*missing \\['masks'\\]"):
+    with pytest.raises(DataError, match=f"not a version-{SCHEMA_VERSION} prototype bank .*missing \\['masks'\\]"):
+        read_bank(path, expect={})
+    with h5py.File(path, "a") as f:                      # a bank of an older schema
+        f.attrs["schema_version"] = 3
+    with pytest.raises(DataError, match=rf"^{path}: prototype bank of schema version 3, older than version "
+                                        rf"{SCHEMA_VERSION} .*: rebuild it with stages/build_bank.py$"):
         read_bank(path, expect={})
     (tmp_path / "junk.h5").write_bytes(b"not hdf5")
     with pytest.raises(DataError, match="junk.h5: cannot read prototype bank"):

@@ -24,7 +24,8 @@ from segsort.profiling import count_operators
 TOLERANCE = 1e-10
 GRID = (3, 3)
 CLASSES = 5
-CFG = {"grid": list(GRID), "kmeans_iterations": 4, "kappa": 10.0}
+CFG = {"grid": list(GRID), "kmeans_iterations": 4, "kappa": 10.0, "grid_blocks": "fixed_size",
+       "unsupervised_padding": "dropped"}  # the reference core drops the padding
 
 
 def random_batch(step: int, images: int = 4, size: int = 12, rare_class: bool = False):

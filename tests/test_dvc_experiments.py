@@ -1,6 +1,6 @@
 """DVC's experiment workflow as DVC users run it, in scratch git checkouts: `dvc exp run -S` on one stage,
 then `dvc exp show` and `dvc metrics diff`; git-tracked reports that outlive a stage that fails; and the
-README's `dvc commit` after a Snakemake run."""
+docs/running.md's `dvc commit` after a Snakemake run."""
 import json
 import subprocess
 import sys
@@ -66,7 +66,7 @@ def test_dvc_exp_show_only_changed_runs(tmp_path):
 
 
 def test_dvc_commit_of_what_a_snakemake_run_built(tmp_path):
-    """The README's advice after a Snakemake run: scripts/dvc_commit_built.py records the stages whose
+    """docs/running.md's advice after a Snakemake run: scripts/dvc_commit_built.py records the stages whose
     files all exist (here the dataset's alone) in dvc.lock, where a plain `dvc commit` fails."""
     repo = git_checkout(tmp_path / "repo", tiny=SMALL_TINY)
     (repo / "dvc.lock").unlink()  # the committed run's lock: this checkout's starts empty
@@ -83,7 +83,7 @@ def test_dvc_commit_of_what_a_snakemake_run_built(tmp_path):
 
 @pytest.mark.slow
 def test_a_single_stage_experiment_shows_its_param_and_metrics(tmp_path):
-    """A baseline run of one chain, committed; then `dvc exp run -S` of its last stage, as the README says.
+    """A baseline run of one chain, committed; then `dvc exp run -S` of its last stage, as docs/running.md says.
     The experiment reruns that stage only, rewrites its (persisted) metrics file, and `dvc exp show`,
     `--only-changed` and `dvc metrics diff` show the new parameter value and the metrics it made."""
     repo = git_checkout(tmp_path / "repo", tiny=SMALL_TINY)

@@ -78,3 +78,22 @@ def test_slurm_profiles_size_rules_that_exist_and_retry_only_training(paper_repo
     assert set(cluster["set-resources"]) <= rules
     assert all(cluster["set-resources"][rule]["gpu"] >= 1 for rule in training)
     assert "set-resources" not in local and "gpu" not in local["default-resources"]
+
+
+DESIGN_CARD_COMMAND = ["snakemake", "--cores", "8", "reports/table3.csv"]  # the users' own usage line
+
+
+def test_the_design_card_command_builds_the_active_datasets_table(paper_repo):
+    """`snakemake --cores 8 reports/table3.csv`, verbatim (as a dry run): the active dataset's Table 3, copied
+    from reports/<dataset>/table3.csv; DVC's target for the same table is its stage, `table3`."""
+    dataset = yaml.safe_load((paper_repo / "params.yaml").read_text())["dataset"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    planned = subprocess.run([*DESIGN_CARD_COMMAND, "--dry-run"], cwd=paper_repo, env=env, capture_output=True,
+                             text=True)
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    assert "rule active_dataset_table" in planned.stdout and f"input: reports/{dataset}/table3.csv" in planned.stdout
+    assert "rule table3:" in planned.stdout
+    dvc = subprocess.run(["dvc", "repro", "--dry", "--force", "table3"], cwd=paper_repo, env=env, capture_output=True,
+                         text=True)
+    assert dvc.returncode == 0, dvc.stderr[-2000:]
+    assert "Running stage 'table3'" in dvc.stdout

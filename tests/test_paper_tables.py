@@ -9,6 +9,7 @@ No torch; reads one YAML file and, optionally, one markdown file.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -17,7 +18,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES_FILE = REPO / "references" / "paper_tables.yaml"
-PAPER_MD = Path("/work/shared/paper/segsort-iccv2019.md")
+# The paper converted to markdown is not part of the repository: point SEGSORT_PAPER_MD at a copy to check
+# every row against it.
+PAPER_MD = Path(os.environ.get("SEGSORT_PAPER_MD", "segsort-iccv2019.md"))
 
 TABLE_KEYS = [f"table{i}" for i in range(1, 10)]
 

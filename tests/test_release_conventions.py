@@ -1,4 +1,4 @@
-"""The conventions where this implementation follows the authors' release (README "Conventions"), each
+"""The conventions where this implementation follows the authors' release (docs/segsort_core.md), each
 pinned on a small hand-checked input: void pixels in the bank's k-means, the memory bank of the
 unsupervised loss, the frame of k-means' initial grid, the order of kNN ties, float32 embeddings under
 autocast, and an all-void batch against the memory bank."""
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from segsort.clustering import cluster_pixels, location_features, spherical_kmeans
+from segsort.clustering import cluster_pixels, grid_assignment, location_features, spherical_kmeans
 from segsort.data.voc import Sample, augment
 from segsort.inference import knn_votes, labelled_prototypes, nearest_prototypes, segment_image
 from segsort.io import IGNORE_LABEL
@@ -68,6 +68,9 @@ def test_every_preset_follows_the_release_by_default():
     for name, preset in params["presets"].items():
         assert preset["segsort"]["unsupervised_memory"] is False, name
         assert preset["segsort"]["grid_frame"] == "image", name
+        assert preset["segsort"]["grid_blocks"] == "fixed_size", name
+        assert preset["segsort"]["unsupervised_padding"] == "segment", name
+        assert preset["inference"]["bank_locations"] == "last_pixel", name
 
 
 def unsupervised_batches():
@@ -78,7 +81,7 @@ def unsupervised_batches():
 
 
 def test_unsupervised_loss_uses_no_memory_bank_by_default():
-    cfg = {"kappa": 10.0, "memory_batches": 2, "unsupervised_memory": False}
+    cfg = {"kappa": 10.0, "memory_batches": 2, "unsupervised_memory": False, "unsupervised_padding": "dropped"}
     bank = memory_bank("unsupervised", cfg)
     (first, second), segments = unsupervised_batches()
     unsupervised_loss(first, segments, cfg, bank, capacity=8)
@@ -91,7 +94,7 @@ def test_unsupervised_loss_uses_no_memory_bank_by_default():
 
 
 def test_unsupervised_memory_adds_the_previous_batches_as_negatives():
-    cfg = {"kappa": 10.0, "memory_batches": 2, "unsupervised_memory": True}
+    cfg = {"kappa": 10.0, "memory_batches": 2, "unsupervised_memory": True, "unsupervised_padding": "dropped"}
     bank = memory_bank("unsupervised", cfg)
     (first, second), segments = unsupervised_batches()
     unsupervised_loss(first, segments, cfg, bank, capacity=8)
@@ -139,9 +142,12 @@ def test_image_frame_blocks_of_a_crop_worked_example():
     image_frame = cluster_pixels(embedding[None], valid[None], locations[None], (2, 3), 0,
                                  torch.from_numpy(blocks.astype(np.int64))[None])[0]
     assert image_frame.tolist() == [[2, 1, 1, 1], [2, 1, 1, 1], [5, 4, 4, 4], [5, 4, 4, 4]]
-    # ... while on the crop's own frame it starts from the 6 blocks of a 2 x 3 grid laid on the crop.
+    # ... while on the crop's own frame it starts from a 2 x 3 grid laid on the crop: blocks of ceil(4 / 3) = 2
+    # columns as the release cuts them (2 of the 3 columns of blocks), or evenly, all 6 blocks.
     crop_frame = cluster_pixels(embedding[None], valid[None], locations[None], (2, 3), 0)[0]
-    assert crop_frame.tolist() == [[0, 0, 1, 2], [0, 0, 1, 2], [3, 3, 4, 5], [3, 3, 4, 5]]
+    assert crop_frame.tolist() == [[0, 0, 1, 1], [0, 0, 1, 1], [3, 3, 4, 4], [3, 3, 4, 4]]
+    even = cluster_pixels(embedding[None], valid[None], locations[None], (2, 3), 0, grid_blocks="even")[0]
+    assert even.tolist() == [[0, 0, 1, 2], [0, 0, 1, 2], [3, 3, 4, 5], [3, 3, 4, 5]]
 
 
 def test_padding_of_a_small_image_is_ignored_and_starts_in_block_zero():
@@ -199,7 +205,7 @@ def test_embedding_and_loss_stay_float32_under_bfloat16_autocast():
     locations = torch.stack([location_features(64, 64)] * 2)
     batch = Batch(images, labels, None, locations, None, ["a", "b"], classes_present=(3, 3), blocks_present=None,
                   segments_present=None)
-    cfg = {"kappa": 10.0, "grid": [2, 2], "kmeans_iterations": 2}
+    cfg = {"kappa": 10.0, "grid": [2, 2], "kmeans_iterations": 2, "grid_blocks": "fixed_size"}
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model(images).dtype == torch.float32
     loss = objective_loss(model, "supervised", batch, 3, cfg, MemoryBank(2), autocast=True)
@@ -210,7 +216,7 @@ def test_embedding_and_loss_stay_float32_under_bfloat16_autocast():
 # 6. An all-void batch leaves the memory bank as it was.
 
 def test_an_all_void_batch_does_not_evict_a_real_batch():
-    cfg = {"kappa": 10.0, "grid": [2, 2], "kmeans_iterations": 2, "memory_batches": 1}
+    cfg = {"kappa": 10.0, "grid": [2, 2], "kmeans_iterations": 2, "memory_batches": 1, "grid_blocks": "fixed_size"}
     bank = memory_bank("supervised", cfg)
     embeddings = F.normalize(torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(0)), dim=1)
     locations = location_features(4, 4)[None]
@@ -222,3 +228,79 @@ def test_an_all_void_batch_does_not_evict_a_real_batch():
     bank.push(torch.zeros(4, 3), torch.full((4,), -1))  # rows, none in use
     assert len(bank.batches()) == 1
     assert torch.equal(bank.batches()[0][0], real[0][0]) and torch.equal(bank.batches()[0][1], real[0][1])
+
+
+# 7. The release's initial blocks: ceil(H / rows) x ceil(W / cols) pixels each.
+
+@pytest.mark.parametrize(("size", "rows", "fixed_size", "even"), [
+    (8, 4, [0, 0, 1, 1, 2, 2, 3, 3], [0, 0, 1, 1, 2, 2, 3, 3]),           # divides: both cuts agree
+    (10, 4, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3], [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]),  # blocks of 3, the last of 1
+    (9, 4, [0, 0, 0, 1, 1, 1, 2, 2, 2], [0, 0, 0, 1, 1, 2, 2, 3, 3]),      # 3 blocks of 3: fewer than 4
+    (7, 5, [0, 0, 1, 1, 2, 2, 3], [0, 0, 1, 2, 2, 3, 4]),                  # 4 blocks of 5
+    (3, 5, [0, 1, 2], [0, 1, 3]),                                          # fewer pixels than blocks
+])
+def test_initial_blocks_worked_examples(size, rows, fixed_size, even):
+    blocks = grid_assignment(size, 1, (rows, 1)).tolist()
+    assert blocks == fixed_size
+    assert grid_assignment(size, 1, (rows, 1), blocks="even").tolist() == even
+    # the same cut along the columns, and ids row * columns + column
+    assert grid_assignment(1, size, (1, rows)).tolist() == fixed_size
+    assert grid_assignment(size, 2, (rows, 2)).view(size, 2).tolist() == [[2 * b, 2 * b + 1] for b in fixed_size]
+
+
+def test_inference_and_training_take_the_blocks_of_grid_blocks():
+    features, valid, locations = unit_features(3, 9, 1), torch.ones(9, 1, dtype=torch.bool), torch.zeros(2, 9, 1)
+    fixed = cluster_pixels(features[None], valid[None], locations[None], (4, 1), 0)[0]
+    even = cluster_pixels(features[None], valid[None], locations[None], (4, 1), 0, grid_blocks="even")[0]
+    assert fixed.flatten().tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2] and even.flatten().tolist() == [0, 0, 0, 1, 1, 2, 2, 3, 3]
+    assert segment_image(features, (4, 1), 0).flatten().tolist() == fixed.flatten().tolist()
+    sample = Sample("x", np.zeros((9, 1, 3), np.uint8), np.zeros((9, 1), np.uint8), None)
+    *_, blocks = augment(sample, FixedDraws(0, 0), crop=9, min_scale=1.0, max_scale=1.0, grid=(4, 1))
+    # blocks 0-2 of 3 rows on the original image, scaled by 2 (FixedDraws), the crop keeps its first 9 rows
+    assert blocks[:, 0].tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1]
+
+
+# 8. The unsupervised loss keeps a crop's padding as one more segment of its image.
+
+def test_padding_is_one_more_segment_of_its_image():
+    (embeddings, _), segments = unsupervised_batches()
+    padded = segments.clone()
+    padded[0, 3] = IGNORE_LABEL  # image 0's last row is padding
+    padded[1, :, 3] = IGNORE_LABEL  # image 1's last column too
+    cfg = {"kappa": 10.0, "memory_batches": 0, "unsupervised_memory": False, "unsupervised_padding": "segment"}
+    kept = unsupervised_loss(embeddings, padded, cfg, memory_bank("unsupervised", cfg), capacity=None)
+    # the same as naming the padding with an id of its own (9 here), padding dropped
+    named = torch.where(padded == IGNORE_LABEL, 9, padded)
+    assert torch.allclose(kept, unsupervised_loss(embeddings, named, {**cfg, "unsupervised_padding": "dropped"},
+                                                  memory_bank("unsupervised", cfg), capacity=None))
+    dropped = unsupervised_loss(embeddings, padded, {**cfg, "unsupervised_padding": "dropped"},
+                                memory_bank("unsupervised", cfg), capacity=None)
+    pixels = embeddings.permute(0, 2, 3, 1).reshape(-1, 3)
+    ids = padded.reshape(2, -1) + torch.tensor([[0], [4]])
+    keep = (padded != IGNORE_LABEL).reshape(-1)
+    ids = torch.where(keep, ids.reshape(-1), -1)
+    prototypes = F.normalize(torch.zeros(8, 3).index_add_(0, ids[keep], pixels[keep]), dim=1)
+    assert torch.allclose(dropped, vmf_loss(pixels[keep], ids[keep], prototypes, 10.0))
+    assert not torch.allclose(kept, dropped)
+
+
+# 9. The bank's location features: (y, x) / (H - 1, W - 1), as the release's prototype extraction.
+
+def test_bank_location_features_reach_both_ends():
+    ys, xs = location_features(3, 5, scale="last_pixel")
+    assert ys[:, 0].tolist() == [0.0, 0.5, 1.0] and xs[0].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    ys, xs = location_features(3, 5)
+    assert torch.allclose(ys[:, 0], torch.tensor([0, 1 / 3, 2 / 3])) and torch.allclose(xs[0], torch.tensor([0.0, 0.2, 0.4, 0.6, 0.8]))
+    assert location_features(1, 1, scale="last_pixel").flatten().tolist() == [0.0, 0.0]
+
+
+def test_the_bank_stage_segments_with_the_bank_locations(monkeypatch, small_dataset, model_and_bank):
+    import segsort.evaluate as evaluation
+    from segsort.data.voc import VOCLayout
+
+    seen = []
+    monkeypatch.setattr(evaluation, "segment_image", lambda *args: seen.append(args[-2:]) or segment_image(*args))
+    model = model_and_bank[2]
+    rows = evaluation.bank_rows(model, VOCLayout(small_dataset, "train", 21), "embedding", (3, 3), 2)
+    next(rows)
+    assert seen == [("fixed_size", "last_pixel")]

@@ -60,8 +60,8 @@ def test_class_list():
     description = describe_tiny_dataset()
     for name in TINY_CLASSES:
         assert f"`{name}`" in description
-    readme = (PARAMS.parent / "README.md").read_text()
-    assert description in readme, "README.md's class list is out of date: paste describe_tiny_dataset()"
+    page = (PARAMS.parent / "docs" / "tiny_dataset.md").read_text()
+    assert description in page, "docs/tiny_dataset.md's class list is out of date: paste describe_tiny_dataset()"
 
 
 def test_layout_and_lists(small):

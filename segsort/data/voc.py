@@ -63,14 +63,15 @@ class VOCLayout:
 
 
 def augment(sample: Sample, rng: np.random.Generator, crop: int, min_scale: float, max_scale: float,
-            grid: tuple[int, int] | None = None):
+            grid: tuple[int, int] | None = None, grid_blocks: str = "fixed_size"):
     """Random scale in [min_scale, max_scale), random mirror, random crop padded with ignore.
 
     Returns (image (crop, crop, 3) uint8, labels, segments, locations (2, crop, crop) float32, blocks).
     Locations are the pixel coordinates (y, x) divided by the ORIGINAL image size, so a crop keeps
     the coordinates of the image it came from (they guide k-means only).
     blocks (crop, crop) uint16, only with a `grid`: the block of the grid laid on the ORIGINAL image that
-    each pixel comes from (the authors' release initialises k-means so; padding is block 0 and ignore).
+    each pixel comes from, cut as `grid_blocks` says (the authors' release initialises k-means so; padding is
+    block 0 and ignore).
     """
     height, width = sample.image.shape[:2]
     ys, xs = np.meshgrid(np.arange(height, dtype=np.float32) / height,
@@ -81,7 +82,7 @@ def augment(sample: Sample, rng: np.random.Generator, crop: int, min_scale: floa
     if sample.segments is not None:
         planes["segments"] = sample.segments
     if grid is not None:
-        planes["blocks"] = grid_assignment(height, width, grid).reshape(height, width).numpy().astype(np.uint16)
+        planes["blocks"] = grid_assignment(height, width, grid, blocks=grid_blocks).reshape(height, width).numpy().astype(np.uint16)
 
     scale = rng.uniform(min_scale, max_scale)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))

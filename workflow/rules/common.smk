@@ -2,7 +2,7 @@ from functools import reduce
 from pathlib import Path
 
 from segsort.config import validate_params
-from segsort.stage import preset_name
+from segsort.stage import RUN_GROUPS, preset_name, with_stand_ins
 
 
 def dotted_differences(a, b, prefix=""):
@@ -21,6 +21,7 @@ if OVERRIDDEN:
                      f"Snakemake's config, so edit params.yaml instead")
 
 validate_params(config)  # unknown keys, wrong types, values out of range: one line each, naming the key
+config.update(with_stand_ins(config))  # the networks a run trains on this dataset (stages read them so too)
 DATA = f"data/{config['dataset']}"
 REPORTS = f"reports/{config['dataset']}"  # each dataset's tables and figures; outputs of datasets never mix
 PRESET = f"presets.{preset_name(config)}"  # a dataset of your own names the preset it trains with
@@ -49,8 +50,9 @@ def run_params(group):
 
     def tracked(wildcards):
         run = config[group][wildcards.run]
+        stand_in = [f"{PRESET}.stand_ins.{run['stands_in_for']}"] if "stands_in_for" in run else []
         return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"networks.{run['network']}",
-                         f"{PRESET}.schedules.{run['schedule']}")
+                         f"{PRESET}.schedules.{run['schedule']}", *stand_in)
 
     return tracked
 
@@ -99,7 +101,7 @@ def ablation_logs(sweep):
 
 def run_of(name):
     """(group, definition) of a training run of params.yaml."""
-    return next((group, config[group][name]) for group in ("unsupervised_runs", "supervised_runs", "softmax_runs")
+    return next((group, config[group][name]) for group in RUN_GROUPS
                 if name in config[group])
 
 

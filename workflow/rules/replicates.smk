@@ -1,18 +1,20 @@
-# Table 3 trained again with every seed of params.yaml `replicate_seeds`, so that its rows show the mean and
-# standard deviation over `seed` (the main runs) and these. A replicate runs the main DAG's entry points with
-# --set seed=<seed>, from an ImageNet model of that seed (its decoder and head are drawn from the seed), on
-# the same dataset and pseudo-segments; everything it makes is under data/<dataset>/seeds/<seed>/ and
-# reports/<dataset>/seeds/<seed>/. Table 3's first row trains nothing, so it is not replicated. Table 3 itself
-# stays the table of `seed`; reports/<dataset>/table3_seeds.csv is Table 3 over every seed.
-REPLICATED_TABLE = "table3"
-SEEDS_TABLE = f"{REPLICATED_TABLE}_seeds"
+# The rows of params.yaml `replicated_tables` trained again with every seed of `replicate_seeds`, so that each
+# such table has a variant, reports/<dataset>/<table>_seeds.csv, with each row's mean and standard deviation over
+# `seed` (the main runs) and these. A replicate runs the main DAG's entry points with --set seed=<seed>, from an
+# ImageNet model of that seed (its decoder and head are drawn from the seed), on the same dataset and
+# pseudo-segments; everything it makes is under data/<dataset>/seeds/<seed>/ and reports/<dataset>/seeds/<seed>/.
+# A row that trains nothing (Table 3's first) is not replicated: its variant row shows one seed.
 REPLICATE_SEEDS = [str(seed) for seed in config["replicate_seeds"]]
+REPLICATED_TABLES = config["replicated_tables"]
+SEEDS_TABLES = [f"{table}_seeds" for table in REPLICATED_TABLES]
 REPLICATE = f"{DATA}/seeds/{{seed}}"
-REPLICATED_MODELS = [row["model"] for row in config["tables"][REPLICATED_TABLE]
-                     if row["model"] not in config["evaluation"]["pseudo_segment_models"]]
-if not set(REPLICATED_MODELS) <= set(config["evaluation"]["kmeans_models"]):
-    raise ValueError(f"params.yaml tables.{REPLICATED_TABLE}: replicated rows must be SegSort models of "
-                     f"evaluation.kmeans_models, not {sorted(set(REPLICATED_MODELS) - set(config['evaluation']['kmeans_models']))}")
+REPLICATED_MODELS = list(dict.fromkeys(model for models in REPLICATED_TABLES.values() for model in models))
+REPLICATED_KMEANS = [m for m in REPLICATED_MODELS if m in config["evaluation"]["kmeans_models"]]
+REPLICATED_SOFTMAX = [m for m in REPLICATED_MODELS if m in config["evaluation"]["softmax_models"]]
+if len(REPLICATED_KMEANS) + len(REPLICATED_SOFTMAX) != len(REPLICATED_MODELS):
+    raise ValueError(f"params.yaml replicated_tables: replicated rows must be trained SegSort or softmax models "
+                     f"(evaluation.kmeans_models, softmax_models), not "
+                     f"{sorted(set(REPLICATED_MODELS) - set(REPLICATED_KMEANS) - set(REPLICATED_SOFTMAX))}")
 REPLICATED_RUNS = training_chain(REPLICATED_MODELS)
 REPLICATED_NETWORKS = sorted({run_of(run)[1]["network"] for run in REPLICATED_RUNS
                               if run_of(run)[1]["init"].startswith("imagenet_")})
@@ -38,6 +40,7 @@ rule replicate_imagenet_model:
 for run in REPLICATED_RUNS:
     group, definition = run_of(run)
     unsupervised = group == "unsupervised_runs"
+    stand_in = [f"{PRESET}.stand_ins.{definition['stands_in_for']}"] if "stands_in_for" in definition else []
 
     rule:
         name:
@@ -58,7 +61,7 @@ for run in REPLICATED_RUNS:
             run=run,
             segments_option="--segments" if unsupervised else "",
             tracked=params_of(*REPLICATE_TRAIN_PARAMS, f"{group}.{run}", f"networks.{definition['network']}",
-                              f"{PRESET}.schedules.{definition['schedule']}"),
+                              f"{PRESET}.schedules.{definition['schedule']}", *stand_in),
         threads: config["threads"]
         log:
             f"{REPLICATE}/logs/train/{run}.log",
@@ -77,7 +80,7 @@ rule replicate_metrics:
         metrics=f"{REPORTS}/seeds/{{seed}}/metrics/{{model}}.json",
     wildcard_constraints:
         seed=one_of(REPLICATE_SEEDS),
-        model=one_of(REPLICATED_MODELS),
+        model=one_of(REPLICATED_KMEANS),
     params:
         tracked=params_of(*EVAL_PARAMS),
     threads: config["threads"]
@@ -90,20 +93,43 @@ rule replicate_metrics:
         " --dataset-root {input.dataset} --out {output.metrics} --log {log.metrics}"
 
 
-rule table3_seeds:
+rule replicate_metrics_softmax:
     input:
-        rows=[f"{REPORTS}/metrics/{model}.json" for model in dict.fromkeys(row["model"] for row in
-                                                                        config["tables"][REPLICATED_TABLE])],
-        replicates=[f"{REPORTS}/seeds/{seed}/metrics/{model}.json" for seed in REPLICATE_SEEDS
-                    for model in REPLICATED_MODELS],
-        paper=PAPER_TABLES,
+        model=f"{REPLICATE}/models/{{model}}/model.pt",
+        dataset=f"{DATA}/dataset",
     output:
-        f"{REPORTS}/{SEEDS_TABLE}.csv",
+        f"{REPORTS}/seeds/{{seed}}/metrics/{{model}}.json",
+    wildcard_constraints:
+        seed=one_of(REPLICATE_SEEDS),
+        model=one_of(REPLICATED_SOFTMAX),
     params:
-        table=REPLICATED_TABLE,
-        tracked=params_of(f"tables.{REPLICATED_TABLE}", "replicate_seeds"),
+        tracked=params_of(*SOFTMAX_EVAL_PARAMS),
+    threads: config["threads"]
     log:
-        f"{DATA}/logs/{SEEDS_TABLE}.log",
+        f"{REPLICATE}/logs/metrics/{{model}}.log",
     shell:
-        "python stages/table.py --table {params.table} --metrics {input.rows} --replicate-metrics {input.replicates}"
-        " --paper {input.paper} --out {output} --log {log}"
+        "python stages/evaluate.py --model {input.model} --dataset-root {input.dataset} --out {output} --log {log}"
+
+
+# One rule per replicated table (named <table>_seeds, as its DVC stage is).
+for table, models in REPLICATED_TABLES.items():
+
+    rule:
+        name:
+            f"{table}_seeds"
+        input:
+            rows=[f"{REPORTS}/metrics/{model}.json" for model in dict.fromkeys(row["model"] for row in
+                                                                            config["tables"][table])],
+            replicates=[f"{REPORTS}/seeds/{seed}/metrics/{model}.json" for seed in REPLICATE_SEEDS
+                        for model in models],
+            paper=PAPER_TABLES,
+        output:
+            f"{REPORTS}/{table}_seeds.csv",
+        params:
+            table=table,  # the shell command runs after the loop: it must not read the loop variables
+            tracked=params_of(f"tables.{table}", "replicate_seeds", f"replicated_tables.{table}"),
+        log:
+            f"{DATA}/logs/{table}_seeds.log",
+        shell:
+            "python stages/table.py --table {params.table} --metrics {input.rows} --replicate-metrics {input.replicates}"
+            " --paper {input.paper} --out {output} --log {log}"
