@@ -125,13 +125,7 @@ def predict(args) -> int:
     segmenter = load_segmenter(args, params)
     args.out.mkdir(exist_ok=True)
     failed = []
-    for path in images:
-        try:
-            image = read_image(path)
-        except DataError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failed.append(path)
-            continue
+    for path, image in read_each(images, failed):
         labels = segmenter(image, evidence=False).labels
         label_path, overlay_path = outputs[path]
         with atomic_path(label_path) as tmp:
@@ -141,6 +135,23 @@ def predict(args) -> int:
         found = ", ".join(segmenter.class_names[c] for c in np.unique(labels))
         print(f"{path.name}: {found}")
     print(f"{len(images) - len(failed)} of {len(images)} images labelled into {args.out}")
+    return status_of(failed)
+
+
+def read_each(images: list[Path], failed: list[Path]):
+    """(path, image) of each image that reads; each other one is named on stderr and appended to `failed`."""
+    for path in images:
+        try:
+            image = read_image(path)
+        except DataError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed.append(path)
+            continue
+        yield path, image
+
+
+def status_of(failed: list[Path]) -> int:
+    """The exit status of a command over several images: 1, naming them, if some could not be read."""
     if failed:
         print(f"error: {len(failed)} image(s) could not be read: {', '.join(str(p) for p in failed)}",
               file=sys.stderr)
@@ -179,13 +190,7 @@ def explore(args) -> int:
     dataset_root = args.dataset_root or Path(segmenter.bank.attrs["dataset_root"])
     page = ExplorePage(segmenter, dataset_root, f"segsort explore: {args.model}")
     failed = []
-    for path in images:
-        try:
-            image = read_image(path)
-        except DataError as err:
-            print(f"error: {err}", file=sys.stderr)
-            failed.append(path)
-            continue
+    for path, image in read_each(images, failed):
         result = segmenter(image)
         page.add(path.name, image, result)
         print(f"{path.name}: {len(result.segments)} segments, "
@@ -196,11 +201,7 @@ def explore(args) -> int:
         size = page.write(tmp)
     print(f"{args.out}: {len(page.images)} of {len(images)} images, {len(page.rows)} bank segments shown "
           f"({size / 1e6:.1f} MB); open it in a browser")
-    if failed:
-        print(f"error: {len(failed)} image(s) could not be read: {', '.join(str(p) for p in failed)}",
-              file=sys.stderr)
-        return 1
-    return 0
+    return status_of(failed)
 
 
 def check_dataset_command(args) -> int:
