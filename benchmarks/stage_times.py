@@ -315,7 +315,7 @@ def measure(args) -> None:
     for dataset in args.datasets:
         params = dataset_params(args.params, dataset)
         with tempfile.TemporaryDirectory() as tmp:
-            count = max(args.inference_images + 1, max(s["batch_size"] for s in params["schedules"].values()))
+            count = max(args.inference_images + 1, max(s["batch_size"] for s in params["schedules"].values() if s["steps"]))
             root = make_images(Path(tmp) / "dataset", params, count)
             segments = measure_pseudo_segments(record, params, root, Path(tmp), device, args.hed_weights, args.cores)
             if "train" in args.stages:

@@ -73,15 +73,15 @@ def test_stage_times_measures_every_stage_of_a_dataset(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/stage_times.py", "measure", "--datasets", "tiny",
                              "--out", str(out), "--threads", "1", "--cores", "2", "--warmup", "0", "--steps", "1",
                              "--inference-images", "1", "--device", "cpu",
-                             "--networks", "lite0_pyramid", "deeplabv3plus_mobilenetv2"],  # one SegSort-only, one with softmax
+                             "--networks", "lite0_pyramid", "deeplabv3plus_lite0"],  # one SegSort-only, one with softmax (a stand-in)
                             cwd=REPO, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     import csv
     rows = list(csv.DictReader(out.open()))
     stages = {(r["stage"], r["network"], r["objective"]) for r in rows}
     assert {("hed_contours", "hed", ""), ("pseudo_segments", "owt-ucm", ""),
-            ("train", "lite0_pyramid", "unsupervised"), ("train", "deeplabv3plus_mobilenetv2", "softmax"),
-            ("build_bank", "lite0_pyramid", "segsort"), ("evaluate", "deeplabv3plus_mobilenetv2", "softmax")} <= stages
+            ("train", "lite0_pyramid", "unsupervised"), ("train", "deeplabv3plus_lite0", "softmax"),
+            ("build_bank", "lite0_pyramid", "segsort"), ("evaluate", "deeplabv3plus_lite0", "softmax")} <= stages
     for row in rows:
         assert float(row["seconds"]) > 0 and row["device"].startswith("CPU"), row
     assert float(next(r for r in rows if r["stage"] == "pseudo_segments")["parallel_per_second"]) > 0
