@@ -92,16 +92,14 @@ RUN_GROUPS = ("unsupervised_runs", "supervised_runs", "softmax_runs")
 def with_stand_ins(params: dict) -> dict:
     """The runs with every network of the active preset's `stand_ins` replaced by the network that stands in
     for it on this dataset (on tiny, ImageNet EfficientNet-Lites for the paper's networks, whose weights
-    torchvision downloads), and `imagenet_<paper network>` inits by `imagenet_<stand-in>`. A run keeps its name,
-    the paper's row, and records the paper's network as `stands_in_for`."""
+    torchvision downloads). A run keeps its name, the paper's row, and its init (`imagenet_<paper network>`
+    is then the stand-in's ImageNet model, stages/imagenet_model.py), so that the DAG's jobs and paths are
+    the same for every dataset; it records the paper's network as `stands_in_for`."""
     stand_ins = params["presets"][preset_name(params)].get("stand_ins", {})
 
     def resolved(run: dict) -> dict:
         used = stand_ins.get(run["network"])
-        if used is None:
-            return run
-        init = f"imagenet_{used}" if run["init"] == f"imagenet_{run['network']}" else run["init"]
-        return {**run, "network": used, "init": init, "stands_in_for": run["network"]}
+        return run if used is None else {**run, "network": used, "stands_in_for": run["network"]}
 
     return {**params, **{group: {name: resolved(run) for name, run in params[group].items()} for group in RUN_GROUPS}}
 

@@ -1,5 +1,6 @@
 """Stage: the starting model of a network: ImageNet backbone (or a fresh one where the preset's
-`imagenet_backbones` does not list it), freshly initialised decoder and SegSort head."""
+`imagenet_backbones` does not list it), freshly initialised decoder and SegSort head. Where the preset names
+a stand-in for the network (`stand_ins`), the model is the stand-in's."""
 from pathlib import Path
 
 from segsort.checkpoint import save_model
@@ -19,11 +20,13 @@ def main():
     setup_torch(params)
     if args.network not in params["networks"]:
         raise DataError(f"{args.params}: network {args.network!r} is not one of {sorted(params['networks'])}")
-    network = params["networks"][args.network]
+    used = params.get("stand_ins", {}).get(args.network, args.network)  # the network standing in for it on this dataset
+    network = params["networks"][used]
     config = network_config(network, "segsort", params["embedding_dim"], len(class_names(params["dataset"], params["datasets"])))
     imagenet = network["backbone"] in params["imagenet_backbones"]
-    print(f"{args.network}: {'ImageNet' if imagenet else 'randomly initialised'} {network['backbone']} backbone")
-    save_model(args.out, build_model(config, imagenet=imagenet), f"imagenet_{args.network}")
+    stand_in = f" (stand-in: {used})" if used != args.network else ""
+    print(f"{args.network}{stand_in}: {'ImageNet' if imagenet else 'randomly initialised'} {network['backbone']} backbone")
+    save_model(args.out, build_model(config, imagenet=imagenet), f"imagenet_{used}")
 
 
 if __name__ == "__main__":

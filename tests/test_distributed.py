@@ -33,7 +33,8 @@ ONE_STEP_TOLERANCE = {"rtol": 0.0, "atol": 1e-4}
 # process's own batch statistics, 3.8e-2 on a few images of the same sizes).
 DAG_STEPS = 2
 DAG_TOLERANCE = {"rtol": 0.0, "atol": 5e-4}
-SEGSORT = {"kappa": 10.0, "grid": [2, 2], "kmeans_iterations": 3, "memory_batches": 2}
+SEGSORT = {"kappa": 10.0, "grid": [2, 2], "kmeans_iterations": 3, "memory_batches": 2, "grid_blocks": "fixed_size",
+           "unsupervised_padding": "dropped"}  # the capacities below count the segments without the padding
 
 
 def global_batch():

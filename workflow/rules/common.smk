@@ -40,6 +40,16 @@ def params_of(*keys):
     return {key: reduce(lambda node, part: node[part], key.split("."), config) for key in keys}
 
 
+STOOD_IN = {network for preset in config["presets"].values() for network in preset.get("stand_ins", {})}
+
+
+def network_params(network):
+    """The params.yaml keys of the network a job trains or builds for `network` (a run's, as params.yaml names
+    it): its section, or where some preset has a stand-in for it, every network and the active preset's
+    stand-ins, so that a job tracks the same keys whichever dataset is active (dvc.yaml is one file)."""
+    return ["networks", f"{PRESET}.stand_ins"] if network in STOOD_IN else [f"networks.{network}"]
+
+
 def one_of(names):
     """Wildcard constraint matching exactly the given names."""
     return "|".join(names) if names else "^$"
@@ -50,9 +60,8 @@ def run_params(group):
 
     def tracked(wildcards):
         run = config[group][wildcards.run]
-        stand_in = [f"{PRESET}.stand_ins.{run['stands_in_for']}"] if "stands_in_for" in run else []
-        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", f"networks.{run['network']}",
-                         f"{PRESET}.schedules.{run['schedule']}", *stand_in)
+        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", *network_params(run.get("stands_in_for", run["network"])),
+                         f"{PRESET}.schedules.{run['schedule']}")
 
     return tracked
 

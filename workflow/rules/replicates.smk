@@ -16,7 +16,7 @@ if len(REPLICATED_KMEANS) + len(REPLICATED_SOFTMAX) != len(REPLICATED_MODELS):
                      f"(evaluation.kmeans_models, softmax_models), not "
                      f"{sorted(set(REPLICATED_MODELS) - set(REPLICATED_KMEANS) - set(REPLICATED_SOFTMAX))}")
 REPLICATED_RUNS = training_chain(REPLICATED_MODELS)
-REPLICATED_NETWORKS = sorted({run_of(run)[1]["network"] for run in REPLICATED_RUNS
+REPLICATED_NETWORKS = sorted({run_of(run)[1]["init"].removeprefix("imagenet_") for run in REPLICATED_RUNS
                               if run_of(run)[1]["init"].startswith("imagenet_")})
 REPLICATE_TRAIN_PARAMS = tuple(key for key in TRAIN_PARAMS if key != "seed")  # the seed is in the path
 
@@ -28,7 +28,7 @@ rule replicate_imagenet_model:
         seed=one_of(REPLICATE_SEEDS),
         network=one_of(REPLICATED_NETWORKS),
     params:
-        tracked=lambda wildcards: params_of("dataset", f"networks.{wildcards.network}", f"{PRESET}.embedding_dim",
+        tracked=lambda wildcards: params_of("dataset", *network_params(wildcards.network), f"{PRESET}.embedding_dim",
                                             f"{PRESET}.imagenet_backbones"),
     log:
         f"{REPLICATE}/logs/imagenet_model/{{network}}.log",
@@ -40,7 +40,6 @@ rule replicate_imagenet_model:
 for run in REPLICATED_RUNS:
     group, definition = run_of(run)
     unsupervised = group == "unsupervised_runs"
-    stand_in = [f"{PRESET}.stand_ins.{definition['stands_in_for']}"] if "stands_in_for" in definition else []
 
     rule:
         name:
@@ -60,8 +59,9 @@ for run in REPLICATED_RUNS:
             # params, never from the loop variables (they hold the last run by then)
             run=run,
             segments_option="--segments" if unsupervised else "",
-            tracked=params_of(*REPLICATE_TRAIN_PARAMS, f"{group}.{run}", f"networks.{definition['network']}",
-                              f"{PRESET}.schedules.{definition['schedule']}", *stand_in),
+            tracked=params_of(*REPLICATE_TRAIN_PARAMS, f"{group}.{run}",
+                              *network_params(definition.get("stands_in_for", definition["network"])),
+                              f"{PRESET}.schedules.{definition['schedule']}"),
         threads: config["threads"]
         log:
             f"{REPLICATE}/logs/train/{run}.log",

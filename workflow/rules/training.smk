@@ -4,7 +4,7 @@ rule imagenet_model:
     wildcard_constraints:
         network=one_of(config["networks"]),
     params:
-        tracked=lambda wildcards: params_of("dataset", "seed", f"networks.{wildcards.network}",
+        tracked=lambda wildcards: params_of("dataset", "seed", *network_params(wildcards.network),
                                             f"{PRESET}.embedding_dim", f"{PRESET}.imagenet_backbones"),
     log:
         f"{DATA}/logs/imagenet_model/{{network}}.log",
