@@ -45,6 +45,17 @@ def load_segmenter(args, params: dict) -> Segmenter:
     return Segmenter.for_model(load_model(args.model).to(stage_device(args.device)), args.model, args.bank, params)
 
 
+def retrieval_segmenter(args, shown: str) -> tuple[dict, Segmenter, Path]:
+    """(params, segmenter, dataset root) of a command that shows the bank segments a label came from (explain,
+    explore): a softmax model, which has no bank, is refused; `shown` says what the command shows."""
+    params = load_params(args.params)
+    setup_torch(params)
+    segmenter = load_segmenter(args, params)
+    if segmenter.bank is None:
+        raise DataError(f"{args.model}: a softmax model has no retrieved segments to {shown}")
+    return params, segmenter, args.dataset_root or Path(segmenter.bank.attrs["dataset_root"])
+
+
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
     """Each non-background pixel tinted with its class colour."""
     out = image.astype(np.float32)
@@ -161,12 +172,7 @@ def status_of(failed: list[Path]) -> int:
 
 def explain(args) -> int:
     check_out_file(args.out, [args.image], args.overwrite, FigureCanvasBase.get_supported_filetypes())
-    params = load_params(args.params)
-    setup_torch(params)
-    segmenter = load_segmenter(args, params)
-    if segmenter.bank is None:
-        raise DataError(f"{args.model}: a softmax model has no retrieved segments to explain its labels")
-    dataset_root = args.dataset_root or Path(segmenter.bank.attrs["dataset_root"])
+    params, segmenter, dataset_root = retrieval_segmenter(args, "explain its labels")
     image = bounded(read_image(args.image), params["inference"]["max_side"])
     queries = explained_queries(segmenter.segments(image, args.neighbours)[1], args.segments)
     with atomic_path(args.out) as tmp:
@@ -182,12 +188,7 @@ def explore(args) -> int:
         raise DataError(f"{args.images}: no such image or folder")
     images = listed_images(args.images) if args.images.is_dir() else [args.images]
     check_out_file(args.out, images, args.overwrite, {"html", "htm"})
-    params = load_params(args.params)
-    setup_torch(params)
-    segmenter = load_segmenter(args, params)
-    if segmenter.bank is None:
-        raise DataError(f"{args.model}: a softmax model has no retrieved segments to explore")
-    dataset_root = args.dataset_root or Path(segmenter.bank.attrs["dataset_root"])
+    _, segmenter, dataset_root = retrieval_segmenter(args, "explore")
     page = ExplorePage(segmenter, dataset_root, f"segsort explore: {args.model}")
     failed = []
     for path, image in read_each(images, failed):
