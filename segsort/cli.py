@@ -250,9 +250,10 @@ def bank_add_command(args) -> int:
         classes = args.classes.split(",")
     setup_torch(params)
     added = add_folder(args.bank, args.model, args.folder, params, stage_device(args.device), classes, palette,
-                       args.split)
+                       args.split, args.out)
     new = f"; new classes: {', '.join(added['classes_added'])}" if added["classes_added"] else ""
-    print(f"{args.bank}: {added['segments']} segments of {added['images']} images from {args.folder} added{new}")
+    grown = f"{args.bank}" if args.out is None else f"{args.out} ({args.bank} grown)"
+    print(f"{grown}: {added['segments']} segments of {added['images']} images from {args.folder} added{new}")
     return 0
 
 
@@ -280,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("folder", type=Path, help="the folder: JPEGImages/, SegmentationClass/ (optional "
                                              "ImageSets/Segmentation/), as check-dataset reads it")
     c.add_argument("--bank", required=True, type=Path, help="the prototype bank to grow (replaced when complete)")
+    c.add_argument("--out", type=Path, help="write the grown bank here instead, and leave --bank as it is")
     c.add_argument("--model", required=True, type=Path, help="the model checkpoint that made the bank")
     c.add_argument("--classes", help="comma-separated class names of the masks' ids 0, 1, ... (default: the "
                                      "bank's); names the bank lacks are added")

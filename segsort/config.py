@@ -225,6 +225,21 @@ class Ablations(Section):
     """Embedding dimensions (the paper: 8, 16, 32, 64, 128)."""
 
 
+class HiddenClass(Section):
+    """A class hidden from a training run, then added to its bank by `segsort bank add` (no retraining):
+    reports/<dataset>/hidden_class.csv and figures/hidden_class.png (docs/growing_a_bank.md)."""
+    run: str
+    """The SegSort run trained again with the class's pixels void in every training image and in its bank;
+    the run itself, trained with the class, is the reference. It must start from imagenet_<network>."""
+    classes: dict[str, str]
+    """The class hidden, by dataset; a dataset without one has no hidden-class experiment."""
+    images: list[PositiveInt]
+    """How many labelled images showing the class are added to the bank: the first of train_aug outside the
+    bank split, in list order (each size adds the images of the smaller ones and more)."""
+    min_share: Annotated[float, Field(gt=0, lt=1)]
+    """An image shows the class when the class covers at least this share of its pixels."""
+
+
 class Network(Section):
     """A network (segsort/models): backbone and decoder. Every run names one and adds a SegSort or softmax
     head to it."""
@@ -466,6 +481,8 @@ class Params(Section):
     """The sweep of Table 4 and Figure 13."""
     ablations: Ablations
     """The retrained points of Figures 11 and 12."""
+    hidden_class: HiddenClass
+    """A class hidden from training, then added to the bank: the hidden-class experiment."""
     networks: dict[str, Network]
     """Networks by name."""
     optimizer: Optimizer
@@ -524,6 +541,15 @@ class Params(Section):
         }
         problems += [f"{key}: {model!r} is neither a run nor imagenet_<network>"
                      for key, names in named.items() for model in dict.fromkeys(names) if model not in models]
+        if self.hidden_class.run not in self.supervised_runs:
+            problems.append(f"hidden_class.run: {self.hidden_class.run!r} is not a supervised run")
+        elif not self.supervised_runs[self.hidden_class.run].init.startswith("imagenet_"):
+            problems.append(f"hidden_class.run: {self.hidden_class.run!r} starts from "
+                            f"{self.supervised_runs[self.hidden_class.run].init!r}, a model that may have seen the "
+                            f"class; the hidden-class run must start from imagenet_<network>")
+        if self.hidden_class.run not in self.evaluation.kmeans_models:
+            problems.append(f"hidden_class.run: {self.hidden_class.run!r} must be in evaluation.kmeans_models (its "
+                            f"metrics are the hidden-class table's reference)")
         if self.ablations.network not in self.networks:
             problems.append(f"ablations.network: {self.ablations.network!r} is not in networks")
         problems += [f"replicated_tables.{table}: {model!r} is not a row of tables.{table}"

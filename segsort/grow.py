@@ -9,7 +9,8 @@ out; each segment's majority label; its prototype over the pixels that carry it)
 are mapped to the bank's by name; names the bank does not have are appended with new ids.
 
 Every refusal comes before anything is written, and the grown bank is written as a copy that replaces the
-bank only when complete (segsort.io.atomic_path): a refused or interrupted addition leaves the bank as it was.
+bank (or becomes --out) only when complete (segsort.io.atomic_path): a refused or interrupted addition
+leaves the bank as it was.
 """
 from __future__ import annotations
 
@@ -99,8 +100,9 @@ def segmentation_settings(attrs: dict, params: dict) -> tuple[tuple[int, int], i
 
 def add_folder(bank: Path, model_path: Path, folder: Path, params: dict, device,
                classes: list[str] | None = None, palette: list[list[int]] | None = None,
-               split: str | None = None) -> dict:
-    """Append the labelled segments of `folder` to `bank` (atomically); returns the addition's record.
+               split: str | None = None, out: Path | None = None) -> dict:
+    """Append the labelled segments of `folder` to `bank` (atomically), or write the grown bank to `out` and
+    leave `bank` as it is; returns the addition's record.
 
     classes: the folder's class names in the order of its masks' ids (None: the masks use the bank's ids);
     palette: the colours of an RGB mask's classes. DataError, the bank unchanged, for a bank of an older
@@ -134,7 +136,7 @@ def add_folder(bank: Path, model_path: Path, folder: Path, params: dict, device,
                         f"{model.feature_dim(attrs['features'])}")
     samples = FolderSamples(folder, ids, images, palette, to_bank, len(grown))
     rows = bank_rows(model, samples, attrs["features"], grid, iterations, grid_blocks, locations)
-    with atomic_path(bank) as tmp:
+    with atomic_path(out or bank) as tmp:
         shutil.copyfile(bank, tmp)
         with h5py.File(tmp, "a") as f:
             start = f["labels"].shape[0]

@@ -5,7 +5,8 @@ and reports/<dataset>/training/<run>.csv every training's per-step loss (every b
 made by Snakemake or DVC is compared stage by stage in the DAG's order (dvc.yaml lists the stages so): the
 first stage whose outputs differ while everything before it agrees is where the machines parted, and for a
 training, the first step whose loss differs. Logs (anything under logs/: stage output, TensorBoard events)
-hold times and are left out; a stage the run did not build is skipped.
+and the hidden-class experiment's banks (`segsort bank add` records the time and folder of each addition)
+hold times and are left out, their metrics are compared; a stage the run did not build is skipped.
 
     segsort compare-run                       # this checkout's outputs against its committed dvc.lock (git HEAD)
     segsort compare-run --run /scratch/run --reference .   # another folder's run against this checkout
@@ -21,6 +22,8 @@ from pathlib import Path
 import yaml
 
 from segsort.io import DataError
+
+UNCOMPARED = ("logs/", "/hidden_class/banks/")  # outputs that hold times: never the same twice
 
 
 @dataclass
@@ -74,7 +77,7 @@ def compare_run(run: Path, reference: Path | None = None) -> Parting | None:
         for stage in repo.index.stages:
             committed = locked.get(stage.name, {})
             differ = [out.def_path for out in stage.outs
-                      if "logs/" not in out.def_path and out.def_path in committed and out.exists
+                      if not any(part in out.def_path for part in UNCOMPARED) and out.def_path in committed and out.exists
                       and out.get_hash().value != committed[out.def_path]]
             if not differ:
                 continue

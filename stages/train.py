@@ -7,7 +7,7 @@ process per GPU, the SegSort loss over the prototypes of the global batch (segso
 from pathlib import Path
 
 from segsort.checkpoint import load_model_with_head, save_model
-from segsort.data import class_names
+from segsort.data import class_names, hidden_class
 from segsort.data.voc import VOCLayout
 from segsort.distributed import rank_and_size, setup_from_environment
 from segsort.io import DataError
@@ -25,6 +25,8 @@ def main():
     p.add_argument("--model-out", required=True, type=Path, help="trained model checkpoint to write")
     p.add_argument("--train-log", required=True, type=Path, help="per-step training log (CSV) to write")
     p.add_argument("--tensorboard", required=True, type=Path, help="folder for the TensorBoard events")
+    p.add_argument("--hide-class", action="store_true",
+                   help="train with the pixels of the dataset's hidden class (params.yaml hidden_class) void")
     args = p.parse_args()
     params = load_params(args.params, args.set)
     setup_torch(params)
@@ -37,9 +39,13 @@ def main():
     if objective == "unsupervised" and args.segments is None:
         raise DataError(f"unsupervised run {args.run!r} needs --segments")
 
+    hidden = hidden_class(params) if args.hide_class else None
+    if hidden is not None and objective == "unsupervised":
+        raise DataError(f"--hide-class: run {args.run!r} is unsupervised; it sees no labels to hide")
     dataset = VOCLayout(args.dataset_root, run["split"], len(class_names(params["dataset"], params["datasets"])),
                         with_labels=objective != "unsupervised",
-                        segments_dir=args.segments if objective == "unsupervised" else None)
+                        segments_dir=args.segments if objective == "unsupervised" else None,
+                        hidden_classes=() if hidden is None else (hidden[1],))
     head = "softmax" if objective == "softmax" else "segsort"
     model, fresh = load_model_with_head(args.init, head, params["networks"][run["network"]])
     if fresh:
@@ -51,7 +57,7 @@ def main():
     # Everything that decides the result: a resume state made with anything else is ignored.
     config = {"run": run, "objective": objective, "schedule": schedule, "optimizer": params["optimizer"],
               "segsort": params["segsort"], "seed": params["seed"], "init": str(args.init),
-              "mixed_precision": params["mixed_precision"]}
+              "mixed_precision": params["mixed_precision"], **({"hidden_class": hidden} if hidden else {})}
     # Beside the model it will become: runs of one name with other --set values never share a resume state.
     resume = args.model_out.with_suffix(".resume.pt")
     train(model, dataset, objective, schedule, params["optimizer"], params["segsort"], params["seed"],
@@ -60,7 +66,7 @@ def main():
           mixed_precision=params["mixed_precision"], tensorboard_dir=args.tensorboard,
           data_threads=params["data_threads"] if device.type == "cuda" else 0)
     if rank_and_size()[0] == 0:
-        save_model(args.model_out, model, args.run)
+        save_model(args.model_out, model, args.run if hidden is None else f"{args.run}_without_{hidden[0]}")
         resume.unlink(missing_ok=True)
 
 

@@ -33,15 +33,19 @@ class VOCLayout:
     """Reads one split of a VOC-layout dataset, validating every file it reads.
 
     `segments_dir`, if given, holds one `<id>.png` pseudo-segment map per image (HED-owt-ucm).
+    `hidden_classes`: class ids read as void (255), as if no image were labelled with them (the
+    hidden-class experiment: a run and its bank that never saw a class).
     """
 
     def __init__(self, root: str | Path, split: str, num_classes: int,
-                 with_labels: bool = True, segments_dir: str | Path | None = None):
+                 with_labels: bool = True, segments_dir: str | Path | None = None,
+                 hidden_classes: tuple[int, ...] = ()):
         self.root = Path(root)
         self.split = split
         self.num_classes = num_classes
         self.with_labels = with_labels
         self.segments_dir = None if segments_dir is None else Path(segments_dir)
+        self.hidden_classes = tuple(hidden_classes)
         self.ids = read_id_list(self.root / "ImageSets" / "Segmentation" / f"{split}.txt")
 
     def __len__(self) -> int:
@@ -57,6 +61,8 @@ class VOCLayout:
         if self.with_labels:
             labels = read_label_map(self.root / "SegmentationClass" / f"{image_id}.png",
                                     shape=image.shape[:2], num_classes=self.num_classes)
+            if self.hidden_classes:
+                labels = np.where(np.isin(labels, self.hidden_classes), np.uint8(IGNORE_LABEL), labels)
         if self.segments_dir is not None:
             segments = read_label_map(self.segments_dir / f"{image_id}.png", shape=image.shape[:2])
         return Sample(image_id, image, labels, segments)

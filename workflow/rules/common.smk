@@ -55,15 +55,17 @@ def one_of(names):
     return "|".join(names) if names else "^$"
 
 
+def run_keys(group, name):
+    """The params.yaml keys a training run `name` of `group` (supervised_runs, unsupervised_runs, softmax_runs)
+    reads."""
+    run = config[group][name]
+    return [*TRAIN_PARAMS, f"{group}.{name}", *network_params(run.get("stands_in_for", run["network"])),
+            f"{PRESET}.schedules.{run['schedule']}"]
+
+
 def run_params(group):
-    """Tracked params of a training run of `group` (supervised_runs, unsupervised_runs, softmax_runs)."""
-
-    def tracked(wildcards):
-        run = config[group][wildcards.run]
-        return params_of(*TRAIN_PARAMS, f"{group}.{wildcards.run}", *network_params(run.get("stands_in_for", run["network"])),
-                         f"{PRESET}.schedules.{run['schedule']}")
-
-    return tracked
+    """Tracked params of a training run of `group`, its name the wildcard `run`."""
+    return lambda wildcards: params_of(*run_keys(group, wildcards.run))
 
 
 def init_model(group):
