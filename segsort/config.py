@@ -238,6 +238,9 @@ class HiddenClass(Section):
     bank split, in list order (each size adds the images of the smaller ones and more)."""
     min_share: Annotated[float, Field(gt=0, lt=1)]
     """An image shows the class when the class covers at least this share of its pixels."""
+    knn_k: list[PositiveInt]
+    """Every bank, the reference run's included, is also scored with each of these k of kNN, beside the
+    preset's `inference.knn_k`: a few images add a few segments, which win a vote only when k is small."""
 
 
 class Network(Section):

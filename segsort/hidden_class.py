@@ -48,43 +48,55 @@ def class_segments(bank: Path, class_id: int) -> int:
 
 def result_row(metrics: dict, class_name: str, **columns) -> dict:
     """One row of the hidden-class table: the class's IoU and the mean IoU of the other classes, in %."""
-    ious = metrics["per_class_iou"]
+    ious = metrics.get("per_class_iou", {})
+    if class_name not in ious:
+        raise DataError(f"{columns.get('source')}: no IoU of class {class_name!r}")
     others = [iou for name, iou in ious.items() if name != class_name]
-    return {**columns, "class IoU": round(100 * ious[class_name], 2),
-            "other classes mIoU": round(100 * float(np.mean(others)), 2), "mIoU": round(100 * metrics["miou"], 2)}
+    return {key: value for key, value in columns.items() if key != "source"} | {
+        "kNN k": metrics["inference"]["knn_k"], "class IoU": round(100 * ious[class_name], 2),
+        "other classes mIoU": round(100 * float(np.mean(others)), 2), "mIoU": round(100 * metrics["miou"], 2)}
 
 
-def hidden_class_rows(reference: Path, reference_bank: Path, grown: dict[int, tuple[Path, Path]],
+def hidden_class_rows(references: list[Path], reference_bank: Path, grown: list[tuple[int, Path, Path]],
                       class_name: str, class_id: int) -> list[dict]:
-    """The table: the reference run, then the hidden-class run with each number of images added.
-    grown: images added -> (metrics JSON, bank) of the hidden-class run."""
-    ref = json.loads(reference.read_text())
-    rows = [result_row(ref, class_name, model=ref["model"], **{"class": class_name, "trained with the class": "yes",
-                                                                "images added": 0,
-                                                                "class segments in bank": class_segments(reference_bank, class_id)})]
-    for images, (metrics_path, bank) in sorted(grown.items()):
-        metrics = json.loads(metrics_path.read_text())
-        if class_name not in metrics["per_class_iou"]:
-            raise DataError(f"{metrics_path}: no IoU of class {class_name!r}")
-        rows.append(result_row(metrics, class_name, model=metrics["model"],
-                               **{"class": class_name, "trained with the class": "no", "images added": images,
-                                  "class segments in bank": class_segments(bank, class_id)}))
-    return rows
+    """The table: for each k of kNN (in the order of `references`), the reference run, then the hidden-class
+    run with each number of images added. references: the reference run's metrics JSON at each k; grown:
+    (images added, metrics JSON, bank) of the hidden-class run, every k's metrics."""
+    def row(path: Path, bank: Path, trained_with: str, images: int) -> dict:
+        metrics = json.loads(path.read_text())
+        return result_row(metrics, class_name, source=path, model=metrics["model"], **{
+            "class": class_name, "trained with the class": trained_with, "images added": images,
+            "class segments in bank": class_segments(bank, class_id)})
+
+    by_k: dict[int, list[dict]] = {}
+    for path in references:
+        reference = row(path, reference_bank, "yes", 0)
+        by_k.setdefault(reference["kNN k"], []).append(reference)
+    for images, path, bank in sorted(grown, key=lambda item: item[0]):
+        hidden = row(path, bank, "no", images)
+        if hidden["kNN k"] not in by_k:
+            raise DataError(f"{path}: scored with k = {hidden['kNN k']}, and no reference metrics are")
+        by_k[hidden["kNN k"]].append(hidden)
+    return [r for rows in by_k.values() for r in rows]
 
 
 def hidden_class_figure(rows: list[dict], path: Path, title: str) -> None:
-    """The class's IoU, and the other classes' mIoU, against the images added to the bank of the run that
-    never saw the class; dashed: the run trained with the class."""
-    reference, grown = rows[0], rows[1:]
-    x = np.arange(len(grown))
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
-    for column, colour in (("class IoU", "tab:red"), ("other classes mIoU", "tab:blue")):
-        label = f"{reference['class']} IoU" if column == "class IoU" else column
-        ax.plot(x, [row[column] for row in grown], marker="o", color=colour, label=f"{label}, class hidden")
-        ax.axhline(reference[column], color=colour, linestyle="--", linewidth=1,
-                   label=f"{label}, trained with it")
-    ax.set_xticks(x, [str(row["images added"]) for row in grown])
-    ax.set_xlabel(f"labelled images showing {reference['class']} added to the bank (no retraining)")
+    """The class's IoU against the images added to the bank of the run that never saw the class, one line per
+    k of kNN (dashed: the run trained with the class), and the other classes' mIoU at the first k."""
+    ks = list(dict.fromkeys(row["kNN k"] for row in rows))
+    fig, ax = plt.subplots(figsize=(5.4, 3.6))
+    for index, k in enumerate(ks):
+        reference, *grown = [row for row in rows if row["kNN k"] == k]
+        x = np.arange(len(grown))
+        columns = ["class IoU", "other classes mIoU"] if index == 0 else ["class IoU"]
+        for column in columns:
+            colour = ("tab:red", "tab:purple", "tab:orange")[index % 3] if column == "class IoU" else "tab:blue"
+            label = f"{reference['class']} IoU" if column == "class IoU" else "other classes mIoU"
+            ax.plot(x, [row[column] for row in grown], marker="o", color=colour, label=f"{label}, k = {k}")
+            ax.axhline(reference[column], color=colour, linestyle="--", linewidth=1)
+        ax.set_xticks(x, [str(row["images added"]) for row in grown])
+    ax.plot([], [], color="grey", linestyle="--", linewidth=1, label="trained with the class")
+    ax.set_xlabel(f"labelled images showing {rows[0]['class']} added to the bank (no retraining)")
     ax.set_ylabel("IoU on val (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)

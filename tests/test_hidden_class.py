@@ -67,8 +67,10 @@ def test_bank_add_out_writes_the_grown_bank_and_leaves_the_bank_as_it_was(tmp_pa
     assert addition["rows"] == [len(original), len(grown)] and len(grown) > len(original)
 
 
-def write_metrics(path, model, ious):
-    path.write_text(json.dumps({"model": model, "miou": float(np.mean(list(ious.values()))), "per_class_iou": ious}))
+def write_metrics(path, model, ious, k):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"model": model, "miou": float(np.mean(list(ious.values()))), "per_class_iou": ious,
+                                "inference": {"knn_k": k}}))
     return path
 
 
@@ -78,15 +80,18 @@ def test_the_table_reads_the_class_and_the_other_classes_from_each_metrics_file(
     some_class = int(labels[0])
     name = class_names("tiny")[some_class]
     others = {n: 0.5 for n in class_names("tiny") if n != name}
-    reference = write_metrics(tmp_path / "ref.json", "sup_train_aug", {**others, name: 0.8})
-    grown = {n: (write_metrics(tmp_path / f"{n}.json", "hidden_class", {**others, name: iou}), bank)
-             for n, iou in ((0, 0.0), (5, 0.4))}
-    rows = hidden_class_rows(reference, bank, grown, name, some_class)
-    assert [row["images added"] for row in rows] == [0, 0, 5]
-    assert [row["trained with the class"] for row in rows] == ["yes", "no", "no"]
-    assert [row["class IoU"] for row in rows] == [80.0, 0.0, 40.0]
+    references = [write_metrics(tmp_path / f"ref{k}.json", "sup_train_aug", {**others, name: iou}, k)
+                  for k, iou in ((21, 0.8), (5, 0.7))]
+    grown = [(n, write_metrics(tmp_path / f"k{k}" / f"{n}.json", "hidden_class", {**others, name: iou}, k), bank)
+             for k in (5, 21) for n, iou in ((5, 0.4 + k / 100), (0, 0.0))]
+    rows = hidden_class_rows(references, bank, grown, name, some_class)
+    assert [(row["kNN k"], row["images added"]) for row in rows] == [(21, 0), (21, 0), (21, 5), (5, 0), (5, 0), (5, 5)]
+    assert [row["trained with the class"] for row in rows] == ["yes", "no", "no"] * 2
+    assert [row["class IoU"] for row in rows] == [80.0, 0.0, 61.0, 70.0, 0.0, 45.0]
     assert all(row["other classes mIoU"] == 50.0 for row in rows)
     assert all(row["class segments in bank"] == int((labels == some_class).sum()) > 0 for row in rows)
+    with pytest.raises(DataError, match="scored with k = 5, and no reference metrics are"):
+        hidden_class_rows(references[:1], bank, grown, name, some_class)
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -6,6 +6,9 @@ HIDDEN = config["hidden_class"]
 HIDDEN_RUN = config["supervised_runs"][HIDDEN["run"]]
 HIDDEN_DIR = f"{DATA}/hidden_class"
 HIDDEN_IMAGES = [str(n) for n in HIDDEN["images"]]
+HIDDEN_KNN = [str(k) for k in HIDDEN["knn_k"]]
+HIDDEN_METRICS = [*(f"{REPORTS}/hidden_class/{n}.json" for n in ["0", *HIDDEN_IMAGES]),
+                  *(f"{REPORTS}/hidden_class/k{k}/{n}.json" for k in HIDDEN_KNN for n in ["0", *HIDDEN_IMAGES])]
 # Part of `all` for a dataset whose classes include its hidden class (asking another for the table says why not).
 HAS_HIDDEN_CLASS = HIDDEN["classes"].get(config["dataset"]) in class_names(config["dataset"], config["datasets"])
 
@@ -98,11 +101,52 @@ rule metrics_hidden_class:
         " --out {output} --log {log}"
 
 
+# The same banks, and the reference run's, scored with each k of hidden_class.knn_k instead of the preset's.
+rule metrics_hidden_class_knn:
+    input:
+        model=rules.train_hidden_class.output.model,
+        bank=f"{HIDDEN_DIR}/banks/{{images}}.h5",
+        dataset=f"{DATA}/dataset",
+    output:
+        f"{REPORTS}/hidden_class/k{{k}}/{{images}}.json",
+    wildcard_constraints:
+        images=one_of(["0", *HIDDEN_IMAGES]),
+        k=one_of(HIDDEN_KNN),
+    params:
+        tracked=params_of(*EVAL_PARAMS, "hidden_class.knn_k"),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/metrics_hidden_class_knn/k{{k}}/{{images}}.log",
+    shell:
+        "python stages/evaluate.py --set inference.knn_k={wildcards.k} --model {input.model} --bank {input.bank}"
+        " --dataset-root {input.dataset} --out {output} --log {log}"
+
+
+rule metrics_hidden_class_reference_knn:
+    input:
+        model=f"{DATA}/models/{HIDDEN['run']}/model.pt",
+        bank=f"{DATA}/banks/{HIDDEN['run']}.h5",
+        dataset=f"{DATA}/dataset",
+    output:
+        f"{REPORTS}/hidden_class/k{{k}}/reference.json",
+    wildcard_constraints:
+        k=one_of(HIDDEN_KNN),
+    params:
+        tracked=params_of(*EVAL_PARAMS, "hidden_class.knn_k"),
+    threads: config["threads"]
+    log:
+        f"{DATA}/logs/metrics_hidden_class_reference_knn/k{{k}}.log",
+    shell:
+        "python stages/evaluate.py --set inference.knn_k={wildcards.k} --model {input.model} --bank {input.bank}"
+        " --dataset-root {input.dataset} --out {output} --log {log}"
+
+
 rule hidden_class_table:
     input:
-        reference=f"{REPORTS}/metrics/{HIDDEN['run']}.json",
+        reference=[f"{REPORTS}/metrics/{HIDDEN['run']}.json",
+                   *(f"{REPORTS}/hidden_class/k{k}/reference.json" for k in HIDDEN_KNN)],
         reference_bank=f"{DATA}/banks/{HIDDEN['run']}.h5",
-        metrics=[f"{REPORTS}/hidden_class/{n}.json" for n in ["0", *HIDDEN_IMAGES]],
+        metrics=HIDDEN_METRICS,
         banks=[f"{HIDDEN_DIR}/banks/{n}.h5" for n in ["0", *HIDDEN_IMAGES]],
     output:
         table=f"{REPORTS}/hidden_class.csv",
