@@ -37,8 +37,8 @@ def test_paper_network_trains_and_is_evaluated_by_the_stages(network, head, smal
                                                              tmp_path):
     params = {**small_params_file, "presets": {**small_params_file["presets"]}}
     preset = params["presets"][params["dataset"]] = {**params["presets"][params["dataset"]], "stand_ins": {}}
-    preset["schedules"] = {**preset["schedules"], "supervised_large": {"lr": 2.0e-3, "steps": 2, "batch_size": 2,
-                                                                       "crop": 64}}
+    two_steps = {"lr": 2.0e-3, "steps": 2, "batch_size": 2, "crop": 64}
+    preset["schedules"] = {**preset["schedules"], "supervised_large": two_steps, "supervised_large_pspnet": two_steps}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
     run, init, model = RUNS[network, head], tmp_path / "imagenet.pt", tmp_path / "run" / "model.pt"
     run_stage([REPO / "stages/imagenet_model.py", "--network", network, "--out", init], tmp_path)
