@@ -97,6 +97,7 @@ def model_networks(params: dict) -> dict[str, tuple[str, str]]:
                 for name, objective, run in runs(params)}
     for model in params["evaluation"]["pseudo_segment_models"]:
         networks[model] = (model.removeprefix("imagenet_"), "segsort")
+    networks["hidden_class"] = networks[params["hidden_class"]["run"]]  # the hidden-class experiment's run
     return networks
 
 
@@ -379,6 +380,11 @@ def estimate_jobs(params: dict, measured: dict, jobs: list[Job]):
                            row("train", run["network"], objective, schedule["batch_size"], schedule["crop"]))
             elif script == "build_bank":
                 yield job.name, *inference("build_bank", model_of(command), evaluation["bank_split"])
+            elif script == "grow_bank":  # the bank's images plus those added: only the added ones are segmented
+                added = int(re.search(r"hidden_class/images/(\d+)", command)[1])
+                stage, network, objective, _, _, measured_row = inference("build_bank", model_of(command),
+                                                                          evaluation["bank_split"])
+                yield job.name, stage, network, objective, added, "image", measured_row
             elif script in ("evaluate", "submission"):
                 split = evaluation["test_split" if script == "submission" else "eval_split"]
                 yield job.name, *inference("evaluate", model_of(command), split)
