@@ -46,15 +46,15 @@ def class_segments(bank: Path, class_id: int) -> int:
     return int((read_bank(bank, expect={}).labels == class_id).sum())
 
 
-def result_row(metrics: dict, class_name: str, **columns) -> dict:
-    """One row of the hidden-class table: the class's IoU and the mean IoU of the other classes, in %."""
+def result_row(metrics: dict, source: Path, class_name: str, **columns) -> dict:
+    """One row of the hidden-class table: the class's IoU and the mean IoU of the other classes, in %
+    (`source`: the metrics file, named if it lacks the class)."""
     ious = metrics.get("per_class_iou", {})
     if class_name not in ious:
-        raise DataError(f"{columns.get('source')}: no IoU of class {class_name!r}")
+        raise DataError(f"{source}: no IoU of class {class_name!r}")
     others = [iou for name, iou in ious.items() if name != class_name]
-    return {key: value for key, value in columns.items() if key != "source"} | {
-        "kNN k": metrics["inference"]["knn_k"], "class IoU": round(100 * ious[class_name], 2),
-        "other classes mIoU": round(100 * float(np.mean(others)), 2), "mIoU": round(100 * metrics["miou"], 2)}
+    return {**columns, "kNN k": metrics["inference"]["knn_k"], "class IoU": round(100 * ious[class_name], 2),
+            "other classes mIoU": round(100 * float(np.mean(others)), 2), "mIoU": round(100 * metrics["miou"], 2)}
 
 
 def hidden_class_rows(references: list[Path], reference_bank: Path, grown: list[tuple[int, Path, Path]],
@@ -62,11 +62,13 @@ def hidden_class_rows(references: list[Path], reference_bank: Path, grown: list[
     """The table: for each k of kNN (in the order of `references`), the reference run, then the hidden-class
     run with each number of images added. references: the reference run's metrics JSON at each k; grown:
     (images added, metrics JSON, bank) of the hidden-class run, every k's metrics."""
+    segments = {bank: class_segments(bank, class_id) for bank in {reference_bank, *(bank for _, _, bank in grown)}}
+
     def row(path: Path, bank: Path, trained_with: str, images: int) -> dict:
         metrics = json.loads(path.read_text())
-        return result_row(metrics, class_name, source=path, model=metrics["model"], **{
+        return result_row(metrics, path, class_name, model=metrics["model"], **{
             "class": class_name, "trained with the class": trained_with, "images added": images,
-            "class segments in bank": class_segments(bank, class_id)})
+            "class segments in bank": segments[bank]})
 
     by_k: dict[int, list[dict]] = {}
     for path in references:
